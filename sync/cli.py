@@ -1,0 +1,298 @@
+"""The ``eyekiosk-sync`` command line.
+
+Exit codes: 0 success, 1 a cycle failed or was aborted, 2 invalid configuration
+or usage, 3 a cycle finished but some batches failed or updates were rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sync import __version__
+from sync.config import Settings, find_config, load_settings
+from sync.errors import ConfigError, SyncError
+from sync.logs import configure_logging
+from sync.report import RunReport, format_report
+
+log = logging.getLogger("eyekiosk_sync.cli")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_PARTIAL = 3
+OUTCOME_EXIT = {"success": EXIT_OK, "partial": EXIT_PARTIAL}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="eyekiosk-sync",
+        description="Keep a practice's frame inventory in sync with the Eyekiosk Partner API.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="TOML config file (default: $EYEKIOSK_SYNC_CONFIG, ./config.toml, "
+        "/etc/eyekiosk-sync/config.toml)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level; overrides [logging] level",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sync = commands.add_parser("sync", help="run one cycle of a job now")
+    sync.add_argument("--job", help="job name; needed when several jobs are configured")
+    sync.add_argument("--dry-run", action="store_true", help="compare and print the plan; post nothing")
+    sync.add_argument("--json", action="store_true", help="print the run report as one JSON object")
+    sync.add_argument(
+        "--force",
+        action="store_true",
+        help="post even when the source is empty or shrank more than max_drop_share",
+    )
+    sync.set_defaults(handler=_cmd_sync)
+
+    run = commands.add_parser("run", help="run every job on its schedule until SIGTERM")
+    run.set_defaults(handler=_cmd_run)
+
+    check = commands.add_parser("check-config", help="validate the config file and each source")
+    check.set_defaults(handler=_cmd_check_config)
+
+    status = commands.add_parser("status", help="show the latest runs and the journal")
+    status.add_argument("--job", help="only this job")
+    status.add_argument("--limit", type=int, default=10, help="runs to show (default 10)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_cmd_status)
+
+    auth = commands.add_parser("auth", help="log in to Eyekiosk or show the stored grant")
+    auth_commands = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
+    login = auth_commands.add_parser("login", help="authorize this installation (OAuth 2.1 + PKCE)")
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the URL and read the final redirect URL from standard input",
+    )
+    login.set_defaults(handler=_cmd_auth_login)
+    auth_status = auth_commands.add_parser("status", help="show client, scopes and expiry")
+    auth_status.add_argument("--json", action="store_true", help="print JSON")
+    auth_status.set_defaults(handler=_cmd_auth_status)
+
+    adapters = commands.add_parser("adapters", help="list installed stock adapters")
+    adapter_commands = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
+    adapter_list = adapter_commands.add_parser("list", help="print every installed adapter")
+    adapter_list.set_defaults(handler=_cmd_adapters_list, needs_config=False)
+
+    sandbox = commands.add_parser("sandbox", help="serve the local Partner API sandbox")
+    from sync.sandbox.cli import add_arguments as add_sandbox_arguments
+
+    add_sandbox_arguments(sandbox)
+    sandbox.set_defaults(handler=_cmd_sandbox, needs_config=False)
+
+    demo = commands.add_parser(
+        "demo", help="run two cycles of the bundled sample export against a local sandbox"
+    )
+    demo.add_argument("--json", action="store_true", help="print the two run reports as a JSON list")
+    demo.set_defaults(handler=_cmd_demo, needs_config=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, Settings | None], int] = args.handler
+    try:
+        settings = None
+        if getattr(args, "needs_config", True):
+            settings = load_settings(find_config(args.config))
+            configure_logging(args.log_level or settings.logging.level, settings.logging.format)
+        else:
+            configure_logging(args.log_level or "WARNING")
+        return handler(args, settings)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SyncError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+# Commands
+
+
+def _cmd_sync(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
+    from sync.engine import SyncEngine
+    from sync.runtime import open_client, state_store
+
+    job = settings.job(args.job)
+    with state_store(settings) as store, open_client(settings) as client:
+        report = SyncEngine(settings, client=client, store=store).run_job(
+            job, dry_run=args.dry_run, force=args.force
+        )
+    _print_report(report, as_json=args.json)
+    return OUTCOME_EXIT.get(report.outcome, EXIT_FAILED)
+
+
+def _print_report(report: RunReport, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+        return
+    print(format_report(report))
+    if report.dry_run and report.plan:
+        print("  plan:")
+        for entry in report.plan:
+            parts = [f"{entry['key']} ({entry['frame_id']})"]
+            if "quantity" in entry:
+                parts.append(f"quantity {entry['quantity']['from']} -> {entry['quantity']['to']}")
+            if "price" in entry:
+                parts.append(f"price {entry['price']['from']} -> {entry['price']['to']}")
+            print("    " + ", ".join(parts))
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
+    from sync.engine import SyncEngine
+    from sync.runtime import open_client, state_store
+    from sync.scheduler import run_daemon
+
+    if not settings.jobs:
+        raise ConfigError("no [[jobs]] are configured; add one to the config file")
+    with state_store(settings) as store, open_client(settings) as client:
+        return run_daemon(settings, SyncEngine(settings, client=client, store=store))
+
+
+def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
+    from adapters.base import SourceContext
+    from adapters.registry import load_adapter
+    from sync.config import format_validation_error
+    from pydantic import ValidationError
+
+    problems = []
+    if not settings.jobs:
+        problems.append("jobs: no [[jobs]] table; the daemon would have nothing to run")
+    if not settings.auth.client_id:
+        problems.append("auth.client_id: missing")
+    for index, job in enumerate(settings.jobs):
+        for source_index, source in enumerate(job.sources):
+            where = f"jobs[{index}].sources[{source_index}]"
+            try:
+                adapter = load_adapter(source.adapter)
+                context = SourceContext(
+                    job=job.name,
+                    config_dir=settings.config_path.parent if settings.config_path else settings.state.dir,
+                    state_dir=settings.state.dir,
+                )
+                adapter.from_mapping(source.options(), context=context)
+            except ConfigError as error:
+                problems.append(f"{where}.adapter: {error}")
+            except ValidationError as error:
+                for line in format_validation_error(error).splitlines()[1:]:
+                    problems.append(f"{where}.{line.strip()}")
+    if problems:
+        print(f"{settings.config_path}: {len(problems)} problem(s):")
+        for problem in problems:
+            print(f"  {problem}")
+        return EXIT_CONFIG
+    print(f"{settings.config_path}: valid, {len(settings.jobs)} job(s)")
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
+    from sync.runtime import state_store
+
+    with state_store(settings) as store:
+        runs = store.recent_runs(args.job, limit=args.limit)
+        journal = store.batch_counts(args.job)
+    if args.json:
+        print(json.dumps({"runs": runs, "batches": journal}, indent=2, default=str))
+        return EXIT_OK
+    if not runs:
+        print("no runs recorded yet")
+    for run in runs:
+        counts = run["counts"]
+        finished = run["finished_at"].isoformat() if run["finished_at"] else "-"
+        print(
+            f"{run['id']:>6} {run['job']:<20} {run['outcome']:<11} finished {finished} "
+            f"changed={counts.get('changed', 0)} batches={counts.get('batches', 0)}"
+            + (f" error: {run['error']}" if run["error"] else "")
+        )
+    if journal:
+        print("journal: " + ", ".join(f"{status}={count}" for status, count in sorted(journal.items())))
+    return EXIT_OK
+
+
+def _cmd_auth_login(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
+    from sync.auth import login
+    from sync.runtime import oauth_config, token_path
+    from sync.tokens import TokenStore
+
+    settings.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = login(
+        oauth_config(settings),
+        TokenStore(token_path(settings)),
+        no_browser=args.no_browser,
+        open_browser=not args.no_browser,
+    )
+    print(f"logged in as client {settings.auth.client_id}; scopes: {' '.join(sorted(token.scopes))}")
+    return EXIT_OK
+
+
+def _cmd_auth_status(args: argparse.Namespace, settings: Settings | None) -> int:
+    assert settings is not None
+    from sync.auth import status
+    from sync.runtime import token_path
+    from sync.tokens import TokenStore
+
+    info = status(TokenStore(token_path(settings)))
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for name, value in info.items():
+            print(f"{name}: {_plain(value)}")
+    return EXIT_OK
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return " ".join(sorted(str(item) for item in value))
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
+def _cmd_adapters_list(args: argparse.Namespace, settings: Settings | None) -> int:
+    from adapters.registry import installed_adapters
+
+    for info in installed_adapters():
+        print(f"{info.alias:<12} {info.target:<45} {info.package} {info.version}")
+    return EXIT_OK
+
+
+def _cmd_sandbox(args: argparse.Namespace, settings: Settings | None) -> int:
+    from sync.sandbox.cli import run_from_args
+
+    return run_from_args(args)
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
+    from sync.demo import run_demo
+
+    return run_demo(as_json=args.json)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""The run report: what one cycle read, changed and sent, for the CLI and the run history."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_LISTED_KEYS = 50
+
+
+@dataclass(slots=True)
+class SourceSummary:
+    """Rows read from one source of the job."""
+
+    description: str
+    rows: int
+    rejected: int
+
+
+@dataclass(slots=True)
+class ItemRejection:
+    """An update that Eyekiosk rejected."""
+
+    frame_id: str
+    key: str
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Everything one cycle did. ``as_dict`` gives the JSON form of ``sync --json``."""
+
+    job: str
+    run_id: int | None = None
+    outcome: str = "running"
+    dry_run: bool = False
+    forced: bool = False
+    started_at: str = ""
+    finished_at: str = ""
+    duration_s: float = 0.0
+    sources: list[SourceSummary] = field(default_factory=list)
+    source_rows: int = 0
+    rejected_rows: int = 0
+    reject_file: str | None = None
+    mirror_full_rescan: bool = False
+    mirror_fetched: int = 0
+    mirror_size: int = 0
+    unknown_keys: int = 0
+    unknown_key_sample: list[str] = field(default_factory=list)
+    ambiguous_keys: int = 0
+    ambiguous_key_sample: list[str] = field(default_factory=list)
+    changed: int = 0
+    quantity_changes: int = 0
+    price_changes: int = 0
+    zeroed: int = 0
+    batches: int = 0
+    batches_failed: int = 0
+    updates_accepted: int = 0
+    updates_unchanged: int = 0
+    updates_rejected: int = 0
+    item_rejections: list[ItemRejection] = field(default_factory=list)
+    recovered_batches: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def count_requests(self, before: Counter[str], after: Counter[str]) -> None:
+        """Store the requests sent between two snapshots of the client's counter."""
+        self.requests = dict(sorted((after - before).items()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def counts(self) -> dict[str, Any]:
+        """Return the counts kept in the run history: no samples, no plan."""
+        data = self.as_dict()
+        for bulky in ("plan", "item_rejections", "unknown_key_sample", "ambiguous_key_sample"):
+            data.pop(bulky)
+        return data
+
+
+def format_report(report: RunReport) -> str:
+    """Render a report as the few lines an operator reads after ``sync``."""
+    mode = " (dry run)" if report.dry_run else ""
+    lines = [
+        f"job {report.job}: {report.outcome}{mode} in {report.duration_s:.2f} s",
+        f"  read      {report.source_rows} rows, {report.rejected_rows} rejected"
+        + (f" (see {report.reject_file})" if report.reject_file else ""),
+        f"  mirror    {report.mirror_size} frames, {report.mirror_fetched} fetched"
+        + (" (full rescan)" if report.mirror_full_rescan else ""),
+        f"  compared  {report.changed} changed ({report.quantity_changes} quantity, "
+        f"{report.price_changes} price), {report.unknown_keys} unknown keys, "
+        f"{report.ambiguous_keys} ambiguous keys",
+    ]
+    if not report.dry_run:
+        inventory = sum(count for name, count in report.requests.items() if "/inventory" in name)
+        lines.append(
+            f"  sent      {report.batches} batches in {inventory} inventory requests: "
+            f"{report.updates_accepted} updated, {report.updates_unchanged} unchanged, "
+            f"{report.updates_rejected} rejected, {report.batches_failed} batches failed"
+        )
+    if report.recovered_batches:
+        lines.append(f"  recovered {report.recovered_batches} unconfirmed batches of an earlier run")
+    for rejection in report.item_rejections[:10]:
+        lines.append(f"  rejected  {rejection.key} ({rejection.frame_id}): {rejection.code} {rejection.message}")
+    if report.unknown_key_sample:
+        lines.append("  unknown   " + ", ".join(report.unknown_key_sample[:10]))
+    if report.error:
+        lines.append(f"  error     {report.error}")
+    return "\n".join(lines)
+
+
+__all__ = ["ItemRejection", "RunReport", "SourceSummary", "format_report"]

@@ -1,0 +1,126 @@
+"""Simulated kiosk sales: invented customers buy in-stock frames, with prescriptions.
+
+Every name, email and prescription here is invented by a seeded random generator;
+none belongs to a real person.
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+from sync.sandbox.catalogue import FrameCatalogue, frame_id, frame_number
+from sync.sandbox.orders import Order, OrderBook, OrderLine
+from sync.sandbox.webhooks import WebhookHub
+
+FIRST_NAMES = ("Avery", "Jordan", "Riley", "Morgan", "Casey", "Quinn", "Harper", "Rowan")
+LAST_NAMES = ("Lindqvist", "Okafor", "Moreau", "Tanaka", "Castillo", "Novak", "Brennan")
+
+
+def invent_customer(rng: random.Random) -> tuple[str, str]:
+    """Return an invented `(name, email)` on the reserved `example.com` domain."""
+    first = rng.choice(FIRST_NAMES)
+    last = rng.choice(LAST_NAMES)
+    email = f"{first}.{last}{rng.randint(1, 999)}@example.com".lower()
+    return f"{first} {last}", email
+
+
+def _dioptre(rng: random.Random, low: float, high: float) -> str:
+    quarters = rng.randint(round(low * 4), round(high * 4))
+    return f"{Decimal(quarters) / 4:+.2f}"
+
+
+def _eye(rng: random.Random, add: str | None) -> dict[str, Any]:
+    astigmatic = rng.random() < 0.5
+    return {
+        "sphere": _dioptre(rng, -6.0, 4.0),
+        "cylinder": _dioptre(rng, -2.5, -0.25) if astigmatic else None,
+        "axis": rng.randint(1, 180) if astigmatic else None,
+        "add": add,
+    }
+
+
+def invent_prescription(rng: random.Random) -> dict[str, Any]:
+    """Return invented prescription values in the contract's shape, without id and order."""
+    add = _dioptre(rng, 0.75, 3.0) if rng.random() < 0.3 else None
+    half_pd = Decimal(rng.randint(56, 70)) / 2
+    return {
+        "od": _eye(rng, add),
+        "os": _eye(rng, add),
+        "pd": {"binocular": f"{half_pd * 2:.1f}", "od": f"{half_pd:.1f}", "os": f"{half_pd:.1f}"},
+        "segment_height": {"od": None, "os": None},
+    }
+
+
+class SaleSimulator:
+    """Creates kiosk orders that take stock from the catalogue and fire webhooks.
+
+    Args:
+        catalogue: frames to sell from.
+        orders: where the orders and prescriptions go.
+        hub: receives `order.created` and `inventory.updated` events.
+        seed: seed of the generator that picks frames and invents customers.
+    """
+
+    def __init__(
+        self, catalogue: FrameCatalogue, orders: OrderBook, hub: WebhookHub, seed: int
+    ) -> None:
+        self._catalogue = catalogue
+        self._orders = orders
+        self._hub = hub
+        self._seed = seed
+        self._rng = random.Random(seed)  # noqa: S311 - repeatable test data, not security
+
+    def reset(self) -> None:
+        """Restart the generator, so the same calls invent the same sales again."""
+        self._rng = random.Random(self._seed)  # noqa: S311 - repeatable test data, not security
+
+    def sell(
+        self, count: int = 1, *, frame_ids: list[str] | None = None, prescription: bool = True
+    ) -> list[Order]:
+        """Create count sales of one frame each, or one sale per id in frame_ids.
+
+        Each sale takes one unit of stock. Frames are drawn at random among those in
+        stock unless frame_ids names them.
+
+        Raises:
+            LookupError: a named frame does not exist or is out of stock, or no frame
+                is in stock.
+        """
+        orders = []
+        for number in self._pick(count, frame_ids):
+            orders.append(self._sell_one(number, prescription))
+        return orders
+
+    def _pick(self, count: int, frame_ids: list[str] | None) -> list[int]:
+        if frame_ids is not None:
+            numbers = [frame_number(item) for item in frame_ids]
+            missing = [item for item, n in zip(frame_ids, numbers, strict=True) if n is None]
+            if missing:
+                raise LookupError(f"frames {missing} do not exist")
+            return [n for n in numbers if n is not None]
+        return [0] * count
+
+    def _sell_one(self, number: int, prescription: bool) -> Order:
+        with self._catalogue.lock:
+            if number == 0:
+                start = self._rng.randint(1, max(len(self._catalogue), 1))
+                found = self._catalogue.first_in_stock_from(start)
+                if found is None:
+                    raise LookupError("no frame is in stock")
+                number = found
+            frame = self._catalogue.get(number)
+            if frame is None or frame["quantity"] < 1:
+                raise LookupError(f"frame {frame_id(number)} does not exist or is out of stock")
+            self._catalogue.update(number, {"quantity": frame["quantity"] - 1})
+
+        name, email = invent_customer(self._rng)
+        cents = int(Decimal(frame["price"] or "0") * 100)
+        line = OrderLine(frame["id"], frame["sku"], frame["upc"], 1, cents)
+        rx = invent_prescription(self._rng) if prescription else None
+        order = self._orders.add([line], customer_name=name, customer_email=email, prescription=rx)
+
+        self._hub.emit("order.created", {"order_id": order.id})
+        self._hub.emit("inventory.updated", {"frame_ids": [frame["id"]]})
+        return order

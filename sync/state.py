@@ -1,0 +1,459 @@
+"""The state database: the frame mirror, bookmarks, run history and the batch journal.
+
+Every read and write of the state goes through ``StateStore``. SQLite in the
+state folder is the default; any SQLAlchemy URL works. The store keeps ids,
+keys, counts and timestamps only: no tokens and no patient data.
+
+Tables:
+    mirror_frames   the local copy of Eyekiosk's frames (id, sku, gtin14, quantity, price)
+    bookmarks       named values per scope, e.g. the frames watermark or a job's cycle count
+    runs            one row per cycle: start, end, outcome, counts, error
+    batches         the plan/apply journal: each inventory batch with its idempotency
+                    key, moving planned -> posted -> confirmed (or failed, superseded)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from sync.errors import StateError
+
+log = logging.getLogger("eyekiosk_sync.state")
+
+GLOBAL_SCOPE = "global"
+FRAMES_WATERMARK = "frames_watermark"
+UPSERT_CHUNK = 2000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MirrorFrame(Base):
+    __tablename__ = "mirror_frames"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(128), index=True)
+    gtin14: Mapped[str | None] = mapped_column(String(14), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    price_cents: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Bookmark(Base):
+    __tablename__ = "bookmarks"
+
+    scope: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    counts: Mapped[str] = mapped_column(Text, default="{}")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    job: Mapped[str] = mapped_column(String(64), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+BATCH_PLANNED = "planned"
+BATCH_POSTED = "posted"
+BATCH_CONFIRMED = "confirmed"
+BATCH_FAILED = "failed"
+BATCH_SUPERSEDED = "superseded"
+OPEN_BATCH_STATES = (BATCH_PLANNED, BATCH_POSTED)
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorRow:
+    """One frame as the mirror stores it."""
+
+    id: str
+    sku: str
+    gtin14: str | None
+    quantity: int
+    price_cents: int | None
+    currency: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBatch:
+    """A journal batch that was planned or posted but never confirmed."""
+
+    id: int
+    run_id: int
+    idempotency_key: str
+    status: str
+    frame_ids: list[str]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes even for timezone-aware columns; they were stored as UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class StateStore:
+    """Repository over the state database. Start with ``open``, end with ``close``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    # Lifecycle
+
+    def open(self) -> StateStore:
+        """Connect, create missing tables and return self.
+
+        Raises:
+            StateError: when the database cannot be opened or already is.
+        """
+        if self._engine is not None:
+            raise StateError("the state database is already open")
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = create_engine(self.url, pool_pre_ping=True)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(engine)
+        except SQLAlchemyError as error:
+            raise StateError(f"cannot open the state database: {error}") from error
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        return self
+
+    def close(self) -> None:
+        """Release the connection pool.
+
+        Raises:
+            StateError: when the store is not open.
+        """
+        if self._engine is None:
+            raise StateError("the state database is not open")
+        self._engine.dispose()
+        self._engine = None
+        self._sessions = None
+
+    def __enter__(self) -> StateStore:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StateError("the state database is not open")
+        return self._engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield a session that commits on success and rolls back on error."""
+        if self._sessions is None:
+            raise StateError("the state database is not open")
+        with self._sessions.begin() as session:
+            yield session
+
+    # Bookmarks
+
+    def get_bookmark(self, scope: str, name: str) -> str | None:
+        """Return the bookmark's value, or None when it was never set."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(Bookmark.value).where(Bookmark.scope == scope, Bookmark.name == name)
+            ).all()
+        if len(rows) > 1:
+            raise StateError(f"bookmark {scope}/{name} is stored {len(rows)} times")
+        return rows[0] if rows else None
+
+    def set_bookmark(self, scope: str, name: str, value: str) -> None:
+        """Store the bookmark's value, replacing the old one."""
+        with self.session() as session:
+            session.merge(Bookmark(scope=scope, name=name, value=value, updated_at=utcnow()))
+
+    def frames_watermark(self) -> datetime | None:
+        """Return the newest ``updated_at`` seen in a frames fetch, or None before the first."""
+        value = self.get_bookmark(GLOBAL_SCOPE, FRAMES_WATERMARK)
+        return datetime.fromisoformat(value) if value else None
+
+    def set_frames_watermark(self, value: datetime) -> None:
+        self.set_bookmark(GLOBAL_SCOPE, FRAMES_WATERMARK, value.astimezone(UTC).isoformat())
+
+    # Mirror
+
+    def upsert_frames(self, rows: Sequence[MirrorRow]) -> None:
+        """Insert or replace frames in the mirror, in chunks, in one transaction."""
+        if not rows:
+            return
+        with self.session() as session:
+            for start in range(0, len(rows), UPSERT_CHUNK):
+                chunk = rows[start : start + UPSERT_CHUNK]
+                session.execute(self._upsert_statement([_row_dict(row) for row in chunk]))
+
+    def _upsert_statement(self, values: list[dict[str, Any]]) -> Any:
+        dialect = self.engine.dialect.name
+        columns = ("sku", "gtin14", "quantity", "price_cents", "currency", "updated_at")
+        if dialect in ("sqlite", "postgresql"):
+            insert = sqlite_insert if dialect == "sqlite" else pg_insert
+            statement = insert(MirrorFrame).values(values)
+            return statement.on_conflict_do_update(
+                index_elements=["id"], set_={name: statement.excluded[name] for name in columns}
+            )
+        if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            statement = mysql_insert(MirrorFrame).values(values)
+            return statement.on_duplicate_key_update(
+                {name: statement.inserted[name] for name in columns}
+            )
+        raise StateError(f"the state database dialect {dialect!r} is not supported")
+
+    def apply_accepted(self, updates: Iterable[tuple[str, int | None, int | None, datetime]]) -> None:
+        """Record accepted inventory updates in the mirror.
+
+        Args:
+            updates: (frame id, new quantity or None, new price in cents or None, updated_at).
+        """
+        with self.session() as session:
+            for frame_id, quantity, price_cents, updated_at in updates:
+                values: dict[str, Any] = {"updated_at": updated_at}
+                if quantity is not None:
+                    values["quantity"] = quantity
+                if price_cents is not None:
+                    values["price_cents"] = price_cents
+                session.execute(update(MirrorFrame).where(MirrorFrame.id == frame_id).values(values))
+
+    def delete_frames_not_in(self, keep_ids: set[str]) -> int:
+        """Delete mirror frames whose id is not in ``keep_ids``; return how many went."""
+        with self.session() as session:
+            present = set(session.scalars(select(MirrorFrame.id)).all())
+            gone = sorted(present - keep_ids)
+            for start in range(0, len(gone), UPSERT_CHUNK):
+                chunk = gone[start : start + UPSERT_CHUNK]
+                session.execute(delete(MirrorFrame).where(MirrorFrame.id.in_(chunk)))
+        return len(gone)
+
+    def mirror_size(self) -> int:
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).select_from(MirrorFrame)) or 0)
+
+    def load_mirror(self) -> pd.DataFrame:
+        """Return the mirror as a DataFrame with id, sku, gtin14, quantity, price_cents."""
+        query = "SELECT id, sku, gtin14, quantity, price_cents FROM mirror_frames"
+        with self.engine.connect() as connection:
+            if self.engine.dialect.name == "sqlite":
+                # The sqlite3 connection itself skips SQLAlchemy's per-row processing.
+                frame = pd.read_sql_query(query, connection.connection.driver_connection)  # type: ignore[arg-type]
+            else:
+                frame = pd.read_sql_query(text(query), connection)
+        return frame.astype(
+            {
+                "id": "string",
+                "sku": "string",
+                "gtin14": "string",
+                "quantity": "Int64",
+                "price_cents": "Int64",
+            }
+        )
+
+    # Runs
+
+    def start_run(self, job: str, *, dry_run: bool) -> int:
+        """Record a run as started and return its id."""
+        with self.session() as session:
+            run = Run(job=job, started_at=utcnow(), outcome="running", dry_run=dry_run)
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def finish_run(
+        self, run_id: int, *, outcome: str, counts: dict[str, Any], error: str | None = None
+    ) -> None:
+        """Record a run's end, outcome, counts and error message."""
+        with self.session() as session:
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    finished_at=utcnow(),
+                    outcome=outcome,
+                    counts=json.dumps(counts, sort_keys=True, default=str),
+                    error=error,
+                )
+            )
+
+    def recent_runs(self, job: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the newest runs, newest first, as plain dicts."""
+        statement = select(Run).order_by(Run.id.desc()).limit(limit)
+        if job:
+            statement = statement.where(Run.job == job)
+        with self.session() as session:
+            runs = session.scalars(statement).all()
+        return [
+            {
+                "id": run.id,
+                "job": run.job,
+                "started_at": _aware(run.started_at),
+                "finished_at": _aware(run.finished_at),
+                "outcome": run.outcome,
+                "dry_run": run.dry_run,
+                "counts": json.loads(run.counts or "{}"),
+                "error": run.error,
+            }
+            for run in runs
+        ]
+
+    def mark_interrupted_runs(self, job: str) -> int:
+        """Mark the job's runs still 'running' as interrupted; return how many."""
+        with self.session() as session:
+            result = session.execute(
+                update(Run)
+                .where(Run.job == job, Run.outcome == "running")
+                .values(outcome="interrupted", finished_at=utcnow())
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # Journal
+
+    def plan_batches(self, run_id: int, job: str, batches: Sequence[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Record the cycle's batches as planned, before any is posted."""
+        with self.session() as session:
+            for key, updates in batches:
+                session.add(
+                    Batch(
+                        run_id=run_id,
+                        job=job,
+                        idempotency_key=key,
+                        status=BATCH_PLANNED,
+                        payload=json.dumps(updates),
+                    )
+                )
+
+    def set_batch_status(self, key: str, status: str, result: dict[str, Any] | None = None) -> None:
+        """Move one batch to ``status``, storing a result summary if given."""
+        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        if result is not None:
+            values["result"] = json.dumps(result, sort_keys=True)
+        with self.session() as session:
+            changed = session.execute(
+                update(Batch).where(Batch.idempotency_key == key).values(values)
+            ).rowcount  # type: ignore[attr-defined]
+        if changed != 1:
+            raise StateError(f"batch {key} matched {changed} journal rows, expected 1")
+
+    def open_batches(self, job: str) -> list[OpenBatch]:
+        """Return the job's batches that were planned or posted but never confirmed."""
+        with self.session() as session:
+            batches = session.scalars(
+                select(Batch)
+                .where(Batch.job == job, Batch.status.in_(OPEN_BATCH_STATES))
+                .order_by(Batch.id)
+            ).all()
+        return [
+            OpenBatch(
+                id=batch.id,
+                run_id=batch.run_id,
+                idempotency_key=batch.idempotency_key,
+                status=batch.status,
+                frame_ids=[update["frame_id"] for update in json.loads(batch.payload)],
+            )
+            for batch in batches
+        ]
+
+    def batch_counts(self, job: str | None = None) -> dict[str, int]:
+        """Return how many journal batches are in each status."""
+        statement = select(Batch.status, func.count()).group_by(Batch.status)
+        if job:
+            statement = statement.where(Batch.job == job)
+        with self.session() as session:
+            return {status: int(count) for status, count in session.execute(statement).all()}
+
+
+def _row_dict(row: MirrorRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "sku": row.sku,
+        "gtin14": row.gtin14,
+        "quantity": row.quantity,
+        "price_cents": row.price_cents,
+        "currency": row.currency,
+        "updated_at": row.updated_at,
+    }
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+__all__ = [
+    "BATCH_CONFIRMED",
+    "BATCH_FAILED",
+    "BATCH_PLANNED",
+    "BATCH_POSTED",
+    "BATCH_SUPERSEDED",
+    "MirrorRow",
+    "OpenBatch",
+    "StateStore",
+]
