@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -78,6 +78,42 @@ WEBHOOKS = f"{API_PREFIX}/webhooks"
 WEBHOOK = f"{API_PREFIX}/webhooks/{{webhookId}}"
 
 InventoryResultCallback = Callable[[str, InventoryResponse | PartnerAPIError], None]
+
+
+class OffsetPager(Generic[ModelT]):
+    """Iterates over the pages of a limit/offset list and remembers its ``total``.
+
+    Paging stops when ``total`` items were seen or a page comes back empty.
+    ``total`` is the value in the newest envelope, so a caller can tell after
+    the last page whether the list grew or shrank while it was read.
+    """
+
+    def __init__(self, fetch: Callable[[int], Page[ModelT]]) -> None:
+        self._fetch = fetch
+        self.total: int | None = None
+        self.pages = 0
+        self._pages = self._generate()
+
+    def __iter__(self) -> OffsetPager[ModelT]:
+        return self
+
+    def __next__(self) -> list[ModelT]:
+        return next(self._pages)
+
+    def _generate(self) -> Iterator[list[ModelT]]:
+        offset = 0
+        while True:
+            page = self._fetch(offset)
+            self.pages += 1
+            self.total = page.pagination.total
+
+            if not page.data:
+                return
+            yield page.data
+
+            offset += len(page.data)
+            if offset >= page.pagination.total:
+                return
 
 
 class PartnerClient:
@@ -173,7 +209,7 @@ class PartnerClient:
         updated_since: datetime | None = None,
         brand: str | None = None,
         in_stock: bool | None = None,
-    ) -> Iterator[list[Frame]]:
+    ) -> OffsetPager[Frame]:
         """Page through the frames that match the filters, oldest change first.
 
         Args:
@@ -427,21 +463,15 @@ class PartnerClient:
 
     def _iter_pages(
         self, template: str, params: Mapping[str, str], model: type[ModelT]
-    ) -> Iterator[list[ModelT]]:
-        """Page with limit and offset until ``total`` items were seen or a page is empty."""
-        offset = 0
-        while True:
+    ) -> OffsetPager[ModelT]:
+        """Return a pager over the list at ``template``; see ``OffsetPager``."""
+
+        def fetch(offset: int) -> Page[ModelT]:
             query = {**params, "limit": str(self.page_limit), "offset": str(offset)}
             response = self._request("GET", template, params=query)
-            page = self._parse(response, Page[model], "GET", template)  # type: ignore[valid-type]
+            return self._parse(response, Page[model], "GET", template)  # type: ignore[valid-type]
 
-            if not page.data:
-                return
-            yield page.data
-
-            offset += len(page.data)
-            if offset >= page.pagination.total:
-                return
+        return OffsetPager(fetch)
 
     def _request(
         self,

@@ -1,0 +1,99 @@
+"""Tests of settings: TOML files written into tmp_path, environment overrides, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sync.config import load_settings
+from sync.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+JOB = """
+[[jobs]]
+name = "shop"
+
+[[jobs.sources]]
+adapter = "csv"
+path = "stock.csv"
+columns = { key = "Item Code", quantity = "On Hand" }
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_example_file_is_valid() -> None:
+    """The shipped config.example.toml loads without errors."""
+    settings = load_settings(ROOT / "config.example.toml")
+
+    assert settings.jobs[0].name == "main-store"
+    assert settings.partner.base_url == "https://eyekiosk.online"
+
+
+def test_config_environment_overrides_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An EYEKIOSK_SYNC_ variable wins over the TOML value and keeps its sibling keys."""
+    path = _write(tmp_path, '[partner]\nbase_url = "http://127.0.0.1:9"\ntimeout_s = 5\n' + JOB)
+    monkeypatch.setenv("EYEKIOSK_SYNC_PARTNER__TIMEOUT_S", "7.5")
+
+    settings = load_settings(path)
+
+    assert settings.partner.timeout_s == 7.5
+    assert settings.partner.base_url == "http://127.0.0.1:9"
+
+
+def test_config_relative_paths_resolve_against_file(tmp_path: Path) -> None:
+    """The state folder and secret file resolve against the config file's folder."""
+    (tmp_path / "secret").write_text("s3cret\n", encoding="utf-8")
+    path = _write(tmp_path, '[state]\ndir = "state"\n[auth]\nclient_secret_file = "secret"\n' + JOB)
+
+    settings = load_settings(path)
+
+    assert settings.state.dir == tmp_path / "state"
+    assert settings.auth.secret() == "s3cret"
+
+
+def test_config_secret_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client secret can come from the environment."""
+    monkeypatch.setenv("EYEKIOSK_SYNC_AUTH__CLIENT_SECRET", "from-env")
+
+    settings = load_settings(_write(tmp_path, JOB))
+
+    assert settings.auth.secret() == "from-env"
+    assert "from-env" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ('[auth]\nclient_secret = "x"\n' + JOB, ["auth.client_secret", "EYEKIOSK_SYNC_AUTH__CLIENT_SECRET"]),
+        ("[partner]\ntimeout_s = -1\n" + JOB, ["partner.timeout_s", "greater than 0"]),
+        ('[partner]\nbase_url = "ftp://x"\n' + JOB, ["partner.base_url", "not an http(s) URL"]),
+        ("[partner]\ntimout_s = 3\n" + JOB, ["partner.timout_s", "Extra inputs"]),
+        (JOB.replace('name = "shop"', 'name = "shop"\nmatch_on = "ean"'), ["jobs[0].match_on"]),
+        (JOB.replace('name = "shop"', 'name = "shop"\ncron = "61 * * * *"'), ["jobs[0]", "cron '61 * * * *'"]),
+        (JOB + JOB, ["job names must be unique", "shop"]),
+        ("[[jobs]]\nname = \"x\"\n", ["jobs[0].sources", "Field required"]),
+        ("[partner\n", ["not valid TOML"]),
+    ],
+    ids=["secret-in-toml", "negative-timeout", "bad-url", "typo", "bad-match", "bad-cron", "duplicate-job", "no-source", "syntax"],
+)
+def test_config_invalid_values_name_key_path(tmp_path: Path, text: str, fragments: list[str]) -> None:
+    """Each invalid setting is reported with its key path and the problem."""
+    path = _write(tmp_path, text)
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_config_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    """A missing config file names the path and points at the example."""
+    with pytest.raises(ConfigError, match=r"not found; copy config.example.toml"):
+        load_settings(tmp_path / "absent.toml")
