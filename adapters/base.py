@@ -2,7 +2,7 @@
 
 An adapter reads one stock source (a file, a database, a feed) and returns its
 rows in one normalised shape, plus the rows it could not read and why. The
-engine never sees the source's own format, and an adapter never talks to
+engine never handles the source's own format, and an adapter never calls
 Eyekiosk.
 
 Adapters are found through the entry-point group ``eyekiosk_sync.adapters``:
@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -44,7 +44,7 @@ class Rejection:
 
 @dataclass(slots=True)
 class SourceResult:
-    """What one read of a stock source returns.
+    """The result of one read of a stock source.
 
     Attributes:
         rows: one row per key, columns ``key`` (pandas string, unique),
@@ -84,7 +84,7 @@ OptionsT = TypeVar("OptionsT", bound=AdapterOptions)
 
 @dataclass(frozen=True, slots=True)
 class SourceContext:
-    """What the engine tells an adapter about where it runs.
+    """The job and folders an adapter runs with.
 
     Attributes:
         job: name of the job the source belongs to.
@@ -120,7 +120,8 @@ class StockSource(ABC, Generic[OptionsT]):
         Raises:
             pydantic.ValidationError: when the options do not fit ``options_model``.
         """
-        return cls(cls.options_model.model_validate(dict(options)), context=context)
+        validated = cls.options_model.model_validate(dict(options))
+        return cls(cast(OptionsT, validated), context=context)
 
     @abstractmethod
     def read(self) -> SourceResult:
@@ -139,7 +140,7 @@ class StockSource(ABC, Generic[OptionsT]):
     def describe(self) -> str:
         """Describe the source for logs and reports, never with a secret in it."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook with nothing to release by default
+    def close(self) -> None:
         """Release connections or files; the default has none."""
 
 

@@ -60,7 +60,7 @@ def load_adapter(alias: str) -> type[StockSource[Any]]:
         )
     try:
         adapter = points[alias].load()
-    except Exception as error:  # noqa: BLE001 - a broken plugin may raise anything on import
+    except Exception as error:
         raise ConfigError(f"adapter {alias!r} failed to import: {error}") from error
     if not (isinstance(adapter, type) and issubclass(adapter, StockSource)):
         raise ConfigError(f"adapter {alias!r} ({points[alias].value}) is not a StockSource")

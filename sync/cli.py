@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = commands.add_parser("sync", help="run one cycle of a job now")
     sync.add_argument("--job", help="job name; needed when several jobs are configured")
-    sync.add_argument("--dry-run", action="store_true", help="compare and print the plan; post nothing")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="compare and print the plan; post nothing"
+    )
     sync.add_argument("--json", action="store_true", help="print the run report as one JSON object")
     sync.add_argument(
         "--force",
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     auth_status.set_defaults(handler=_cmd_auth_status)
 
     adapters = commands.add_parser("adapters", help="list installed stock adapters")
-    adapter_commands = adapters.add_subparsers(dest="adapters_command", required=True, metavar="ACTION")
+    adapter_commands = adapters.add_subparsers(
+        dest="adapters_command", required=True, metavar="ACTION"
+    )
     adapter_list = adapter_commands.add_parser("list", help="print every installed adapter")
     adapter_list.set_defaults(handler=_cmd_adapters_list, needs_config=False)
 
@@ -99,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run two cycles of the bundled sample export against a local sandbox"
     )
-    demo.add_argument("--json", action="store_true", help="print the two run reports as a JSON list")
+    demo.add_argument(
+        "--json", action="store_true", help="print the two run reports as a JSON list"
+    )
     demo.set_defaults(handler=_cmd_demo, needs_config=False)
     return parser
 
@@ -174,10 +180,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings | None) -> int:
 
 def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None
+    from pydantic import ValidationError
+
     from adapters.base import SourceContext
     from adapters.registry import load_adapter
     from sync.config import format_validation_error
-    from pydantic import ValidationError
 
     problems = []
     if not settings.jobs:
@@ -191,7 +198,9 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> in
                 adapter = load_adapter(source.adapter)
                 context = SourceContext(
                     job=job.name,
-                    config_dir=settings.config_path.parent if settings.config_path else settings.state.dir,
+                    config_dir=settings.config_path.parent
+                    if settings.config_path
+                    else settings.state.dir,
                     state_dir=settings.state.dir,
                 )
                 adapter.from_mapping(source.options(), context=context)
@@ -230,7 +239,10 @@ def _cmd_status(args: argparse.Namespace, settings: Settings | None) -> int:
             + (f" error: {run['error']}" if run["error"] else "")
         )
     if journal:
-        print("journal: " + ", ".join(f"{status}={count}" for status, count in sorted(journal.items())))
+        print(
+            "journal: "
+            + ", ".join(f"{status}={count}" for status, count in sorted(journal.items()))
+        )
     return EXIT_OK
 
 
@@ -247,7 +259,9 @@ def _cmd_auth_login(args: argparse.Namespace, settings: Settings | None) -> int:
         no_browser=args.no_browser,
         open_browser=not args.no_browser,
     )
-    print(f"logged in as client {settings.auth.client_id}; scopes: {' '.join(sorted(token.scopes))}")
+    print(
+        f"logged in as client {settings.auth.client_id}; scopes: {' '.join(sorted(token.scopes))}"
+    )
     return EXIT_OK
 
 

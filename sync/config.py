@@ -25,7 +25,6 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -59,7 +58,7 @@ class Section(BaseModel):
 
 
 class PartnerSettings(Section):
-    """Where the Partner API is and how to call it."""
+    """Partner API address, timeouts, concurrency and retry limits."""
 
     base_url: str = DEFAULT_BASE_URL
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
@@ -110,7 +109,7 @@ class AuthSettings(Section):
 
 
 class StateSettings(Section):
-    """Where the state database, tokens and reject files live."""
+    """Location of the state database, tokens and reject files."""
 
     dir: Path = DEFAULT_STATE_DIR
     database_url: str | None = None
@@ -121,14 +120,14 @@ class StateSettings(Section):
 
 
 class MirrorSettings(Section):
-    """How the local copy of Eyekiosk's frame catalogue is refreshed."""
+    """Refresh policy of the local copy of Eyekiosk's frame catalogue."""
 
     overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0)
     full_rescan_every: int = Field(default=DEFAULT_FULL_RESCAN_EVERY, ge=0)
 
 
 class SchedulerSettings(Section):
-    """How the daemon runs jobs."""
+    """Scheduler options of the daemon."""
 
     misfire_grace_s: int = Field(default=DEFAULT_MISFIRE_GRACE_S, ge=1)
     timezone: str = "UTC"

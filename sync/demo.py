@@ -90,7 +90,9 @@ def run_demo(*, as_json: bool = False) -> int:
             client_secret=client_secret,
         ) as sandbox:
             settings = load_settings(
-                write_demo_config(folder, base_url=sandbox.url, client_secret=client_secret, sample=sample)
+                write_demo_config(
+                    folder, base_url=sandbox.url, client_secret=client_secret, sample=sample
+                )
             )
             reports = _login_and_sync(settings, quiet=as_json)
 

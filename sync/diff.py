@@ -66,7 +66,12 @@ def compute_changes(
     key_column = MIRROR_KEY_COLUMN[match_on]
     remote = mirror.loc[mirror[key_column].notna(), ["id", key_column, QUANTITY, PRICE_CENTS]]
     remote = remote.rename(
-        columns={"id": FRAME_ID, key_column: KEY, QUANTITY: OLD_QUANTITY, PRICE_CENTS: OLD_PRICE_CENTS}
+        columns={
+            "id": FRAME_ID,
+            key_column: KEY,
+            QUANTITY: OLD_QUANTITY,
+            PRICE_CENTS: OLD_PRICE_CENTS,
+        }
     )
 
     # Keys that name several frames cannot be posted safely.

@@ -1,8 +1,8 @@
 """One sync cycle: read stock, refresh the mirror, diff, post the changes, record the run.
 
 Crash safety comes from the order of writes. Batches are journalled as
-``planned`` before anything is sent and marked ``posted`` just before sending;
-each carries an idempotency key, so a retry inside a cycle is never applied
+``planned`` before anything is sent and marked ``posted`` just before sending.
+Each carries an idempotency key, so a retry inside a cycle is never applied
 twice. A cycle that dies leaves ``planned`` or ``posted`` batches behind. The
 next cycle marks them ``superseded`` after refreshing the mirror: every frame
 that a lost batch did change has a newer ``updated_at`` than the watermark, so
@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
 from adapters.base import KEY, PRICE_CENTS, QUANTITY, SourceContext, SourceResult
 from adapters.registry import load_adapter
 from sync.client import PartnerClient
-from sync.config import JobSettings, Settings
+from sync.config import JobSettings, Settings, format_validation_error
 from sync.diff import FRAME_ID, OLD_PRICE_CENTS, OLD_QUANTITY, compute_changes
 from sync.errors import (
     ConfigError,
@@ -112,7 +113,10 @@ class SyncEngine:
                 report.duration_s = round(time.monotonic() - started, 3)
                 report.finished_at = _now_text()
                 self.store.finish_run(
-                    report.run_id, outcome=report.outcome, counts=report.counts(), error=report.error
+                    report.run_id,
+                    outcome=report.outcome,
+                    counts=report.counts(),
+                    error=report.error,
                 )
         log.info(
             "cycle.finished job=%s run=%s outcome=%s changed=%d batches=%d duration_s=%.2f",
@@ -198,13 +202,17 @@ class SyncEngine:
         adapter_class = load_adapter(settings.adapter)
         context = SourceContext(
             job=job.name,
-            config_dir=self.settings.config_path.parent if self.settings.config_path else Path.cwd(),
+            config_dir=self.settings.config_path.parent
+            if self.settings.config_path
+            else Path.cwd(),
             state_dir=self.settings.state.dir,
         )
         try:
             adapter = adapter_class.from_mapping(settings.options(), context=context)
-        except ValueError as error:
-            raise ConfigError(f"jobs.{job.name}.sources[0] ({settings.adapter}): {error}") from error
+        except ValidationError as error:
+            problems = format_validation_error(error).splitlines()[1:]
+            details = "; ".join(f"jobs.{job.name}.sources[0].{line.strip()}" for line in problems)
+            raise ConfigError(f"invalid {settings.adapter} source options: {details}") from None
         try:
             result = adapter.read()
         finally:
@@ -212,7 +220,9 @@ class SyncEngine:
 
         description = result.description or adapter.describe()
         report.sources.append(
-            SourceSummary(description=description, rows=len(result.rows), rejected=len(result.rejections))
+            SourceSummary(
+                description=description, rows=len(result.rows), rejected=len(result.rejections)
+            )
         )
         report.source_rows = len(result.rows)
         report.rejected_rows = len(result.rejections)
@@ -259,7 +269,10 @@ class SyncEngine:
         self.store.plan_batches(
             report.run_id or 0,
             job.name,
-            [(key, [update.model_dump(mode="json", exclude_none=True) for update in updates]) for key, updates in batches],
+            [
+                (key, [update.model_dump(mode="json", exclude_none=True) for update in updates])
+                for key, updates in batches
+            ],
         )
         keys_by_frame = dict(zip(changes[FRAME_ID], changes[KEY], strict=True))
         updates_by_key = dict(batches)
@@ -333,7 +346,11 @@ class SyncEngine:
         self.store.set_batch_status(
             key,
             BATCH_CONFIRMED,
-            {"updated": outcome.updated, "rejected": outcome.rejected, "items": len(outcome.results)},
+            {
+                "updated": outcome.updated,
+                "rejected": outcome.rejected,
+                "items": len(outcome.results),
+            },
         )
         if outcome.rejected:
             log.warning("batch.items_rejected key=%s rejected=%d", key, outcome.rejected)
@@ -374,7 +391,10 @@ def _plan_rows(changes: pd.DataFrame) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"frame_id": getattr(row, FRAME_ID), "key": getattr(row, KEY)}
         quantity, price = getattr(row, QUANTITY), getattr(row, PRICE_CENTS)
         if not pd.isna(quantity):
-            entry["quantity"] = {"from": _int_or_none(getattr(row, OLD_QUANTITY)), "to": int(quantity)}
+            entry["quantity"] = {
+                "from": _int_or_none(getattr(row, OLD_QUANTITY)),
+                "to": int(quantity),
+            }
         if not pd.isna(price):
             entry["price"] = {
                 "from": _cents_text(getattr(row, OLD_PRICE_CENTS)),

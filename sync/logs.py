@@ -38,7 +38,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.propagate = False
     # httpx logs every request with its full URL at INFO; the client logs its own line.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    logging.getLogger("apscheduler").setLevel(
+        logging.WARNING if level != "DEBUG" else logging.DEBUG
+    )
 
 
 __all__ = ["JsonFormatter", "configure_logging"]

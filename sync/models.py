@@ -294,7 +294,7 @@ class WebhookEvent(WireModel):
 
 class TokenResponse(WireModel):
     access_token: str = Field(repr=False)
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int = 3600
     refresh_token: str | None = Field(default=None, repr=False)
     scope: str = ""

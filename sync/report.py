@@ -102,9 +102,14 @@ def format_report(report: RunReport) -> str:
             f"{report.updates_rejected} rejected, {report.batches_failed} batches failed"
         )
     if report.recovered_batches:
-        lines.append(f"  recovered {report.recovered_batches} unconfirmed batches of an earlier run")
+        lines.append(
+            f"  recovered {report.recovered_batches} unconfirmed batches of an earlier run"
+        )
     for rejection in report.item_rejections[:10]:
-        lines.append(f"  rejected  {rejection.key} ({rejection.frame_id}): {rejection.code} {rejection.message}")
+        lines.append(
+            f"  rejected  {rejection.key} ({rejection.frame_id}): "
+            f"{rejection.code} {rejection.message}"
+        )
     if report.unknown_key_sample:
         lines.append("  unknown   " + ", ".join(report.unknown_key_sample[:10]))
     if report.error:

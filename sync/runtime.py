@@ -11,7 +11,7 @@ from sync.errors import ConfigError
 from sync.state import StateStore
 from sync.tokens import OAuthTokenAuth, TokenStore, require_scopes
 
-TOKEN_FILE = "tokens.json"
+TOKEN_FILE = "tokens.json"  # noqa: S105 - a file name, not a secret
 
 # Scope each feature needs, and the feature's name for the error that reports it missing.
 INVENTORY_SCOPES = {

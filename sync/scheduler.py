@@ -107,7 +107,7 @@ class Daemon:
 def run_daemon(settings: Settings, engine: SyncEngine) -> int:
     """Run the daemon in the foreground until SIGTERM or SIGINT; return the exit code."""
     daemon = Daemon(settings, engine)
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, daemon.request_stop)
     try:

@@ -266,7 +266,9 @@ class StateStore:
             )
         raise StateError(f"the state database dialect {dialect!r} is not supported")
 
-    def apply_accepted(self, updates: Iterable[tuple[str, int | None, int | None, datetime]]) -> None:
+    def apply_accepted(
+        self, updates: Iterable[tuple[str, int | None, int | None, datetime]]
+    ) -> None:
         """Record accepted inventory updates in the mirror.
 
         Args:
@@ -279,7 +281,9 @@ class StateStore:
                     values["quantity"] = quantity
                 if price_cents is not None:
                     values["price_cents"] = price_cents
-                session.execute(update(MirrorFrame).where(MirrorFrame.id == frame_id).values(values))
+                session.execute(
+                    update(MirrorFrame).where(MirrorFrame.id == frame_id).values(values)
+                )
 
     def delete_frames_not_in(self, keep_ids: set[str]) -> int:
         """Delete mirror frames whose id is not in ``keep_ids``; return how many went."""
@@ -373,7 +377,9 @@ class StateStore:
 
     # Journal
 
-    def plan_batches(self, run_id: int, job: str, batches: Sequence[tuple[str, list[dict[str, Any]]]]) -> None:
+    def plan_batches(
+        self, run_id: int, job: str, batches: Sequence[tuple[str, list[dict[str, Any]]]]
+    ) -> None:
         """Record the cycle's batches as planned, before any is posted."""
         with self.session() as session:
             for key, updates in batches:

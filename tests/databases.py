@@ -28,7 +28,8 @@ MARIADB_URL = os.environ.get(
 
 
 def _unavailable(kind: str, url: str, error: Exception) -> None:
-    message = f"{kind} server at {make_url(url).render_as_string(hide_password=True)} is unavailable: {error}"
+    where = make_url(url).render_as_string(hide_password=True)
+    message = f"{kind} server at {where} is unavailable: {error}"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -38,7 +39,9 @@ def _unavailable(kind: str, url: str, error: Exception) -> None:
 def postgres_database() -> Iterator[str]:
     """Yield a URL whose search_path is a fresh schema, dropped on exit."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    admin = create_engine(
+        POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))

@@ -64,7 +64,7 @@ class Installation:
         mirror_options: str = "",
         partner_options: str = "",
     ) -> Installation:
-        """Write a config for ``sandbox`` into ``folder`` with a copy of the US export and a token."""
+        """Write a config for ``sandbox`` into ``folder`` with the US export and a token."""
         export = folder / "stock.csv"
         shutil.copyfile(US_EXPORT, export)
         (folder / "client_secret").write_text("sandbox-secret", encoding="utf-8")

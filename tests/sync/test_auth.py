@@ -1,7 +1,6 @@
 """Unit tests of the login flow: PKCE, redirect checks, discovery, listener and paste modes."""
 
 # Fake tokens, secrets and token URLs below are test data, not credentials.
-# ruff: noqa: S105, S106
 
 from __future__ import annotations
 

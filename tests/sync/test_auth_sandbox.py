@@ -1,7 +1,6 @@
 """Login, token refresh and rotation over real HTTP against the sandbox's OAuth server."""
 
 # Fake tokens, secrets and token URLs below are test data, not credentials.
-# ruff: noqa: S106
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """Unit tests of TokenStore, OAuthTokenAuth and the scope checks."""
 
 # Fake tokens, secrets and token URLs below are test data, not credentials.
-# ruff: noqa: S105
 
 from __future__ import annotations
 

@@ -16,7 +16,15 @@ from sync.cli import main
 from sync.sandbox import SandboxServer
 from tests.sync.harness import Installation
 
-REPORT_KEYS = {"source_rows", "rejected_rows", "unknown_keys", "changed", "batches", "requests", "duration_s"}
+REPORT_KEYS = {
+    "source_rows",
+    "rejected_rows",
+    "unknown_keys",
+    "changed",
+    "batches",
+    "requests",
+    "duration_s",
+}
 INVENTORY = "POST /api/v1/partner/inventory"
 
 
@@ -25,7 +33,9 @@ def installation(tmp_path: Path, sandbox: SandboxServer) -> Installation:
     return Installation.create(tmp_path, sandbox)
 
 
-def test_cli_sync_json_report(installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sync_json_report(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`sync --json` prints one JSON object with the documented counts and exits 0."""
     code = main(["--config", str(installation.config_path), "sync", "--json"])
 
@@ -37,7 +47,9 @@ def test_cli_sync_json_report(installation: Installation, capsys: pytest.Capture
     assert report["requests"]["GET /api/v1/partner/frames"] == 1
 
 
-def test_cli_sync_dry_run_prints_plan(installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sync_dry_run_prints_plan(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`sync --dry-run` lists each planned change with old and new values."""
     code = main(["--config", str(installation.config_path), "sync", "--dry-run"])
 
@@ -48,7 +60,9 @@ def test_cli_sync_dry_run_prints_plan(installation: Installation, capsys: pytest
     assert "sent" not in output
 
 
-def test_cli_sync_aborted_exit_code(installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sync_aborted_exit_code(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An empty export aborts the cycle with exit code 1 and says nothing was posted."""
     installation.write_rows([])
 
@@ -58,7 +72,9 @@ def test_cli_sync_aborted_exit_code(installation: Installation, capsys: pytest.C
     assert "nothing was posted" in capsys.readouterr().out
 
 
-def test_cli_sync_unknown_job(installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_sync_unknown_job(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Naming a job that does not exist exits 2 and lists the configured jobs."""
     code = main(["--config", str(installation.config_path), "sync", "--job", "nope"])
 
@@ -72,7 +88,9 @@ def test_cli_check_config_reports_adapter_option_paths(
     """check-config names the key path of an invalid adapter option and exits 2."""
     text = installation.config_path.read_text(encoding="utf-8")
     installation.config_path.write_text(
-        text.replace('delimiter = ","', "").replace('path = "stock.csv"', 'path = "stock.csv"\ndelimeter = ";"'),
+        text.replace('delimiter = ","', "").replace(
+            'path = "stock.csv"', 'path = "stock.csv"\ndelimeter = ";"'
+        ),
         encoding="utf-8",
     )
 
@@ -83,7 +101,9 @@ def test_cli_check_config_reports_adapter_option_paths(
     assert "jobs[0].sources[0].delimeter" in output
 
 
-def test_cli_status_lists_runs(installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_status_lists_runs(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`status` shows the recorded runs with outcome and counts."""
     main(["--config", str(installation.config_path), "sync"])
     capsys.readouterr()
@@ -97,9 +117,13 @@ def test_cli_status_lists_runs(installation: Installation, capsys: pytest.Captur
     assert status["batches"] == {"confirmed": 1}
 
 
-def test_cli_auth_status_never_prints_token(installation: Installation, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_auth_status_never_prints_token(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`auth status` shows client and scopes but no token."""
-    token = json.loads((installation.settings.state.dir / "tokens.json").read_text(encoding="utf-8"))
+    token = json.loads(
+        (installation.settings.state.dir / "tokens.json").read_text(encoding="utf-8")
+    )
 
     code = main(["--config", str(installation.config_path), "auth", "status"])
 
@@ -139,7 +163,16 @@ def test_cli_auth_login_no_browser(tmp_path: Path, sandbox: SandboxServer) -> No
     assert sandbox.store is not None
     sandbox.store.set_auto_consent(True)
     process = subprocess.Popen(
-        [sys.executable, "-m", "sync.cli", "--config", str(installation.config_path), "auth", "login", "--no-browser"],
+        [
+            sys.executable,
+            "-m",
+            "sync.cli",
+            "--config",
+            str(installation.config_path),
+            "auth",
+            "login",
+            "--no-browser",
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -156,7 +189,9 @@ def test_cli_auth_login_no_browser(tmp_path: Path, sandbox: SandboxServer) -> No
 
     assert process.returncode == 0, stderr
     assert "logged in as client sandbox-client" in stdout
-    token = json.loads((installation.settings.state.dir / "tokens.json").read_text(encoding="utf-8"))
+    token = json.loads(
+        (installation.settings.state.dir / "tokens.json").read_text(encoding="utf-8")
+    )
     assert token["refresh_token"]
     assert token["access_token"] not in stdout + stderr
 

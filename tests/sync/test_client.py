@@ -1,7 +1,6 @@
 """Unit tests of PartnerClient and the retry loop, driven through httpx.MockTransport."""
 
 # Fake tokens, secrets and token URLs below are test data, not credentials.
-# ruff: noqa: S105
 
 from __future__ import annotations
 

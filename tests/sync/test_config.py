@@ -70,19 +70,37 @@ def test_config_secret_from_environment(tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
-        ('[auth]\nclient_secret = "x"\n' + JOB, ["auth.client_secret", "EYEKIOSK_SYNC_AUTH__CLIENT_SECRET"]),
+        (
+            '[auth]\nclient_secret = "x"\n' + JOB,
+            ["auth.client_secret", "EYEKIOSK_SYNC_AUTH__CLIENT_SECRET"],
+        ),
         ("[partner]\ntimeout_s = -1\n" + JOB, ["partner.timeout_s", "greater than 0"]),
         ('[partner]\nbase_url = "ftp://x"\n' + JOB, ["partner.base_url", "not an http(s) URL"]),
         ("[partner]\ntimout_s = 3\n" + JOB, ["partner.timout_s", "Extra inputs"]),
         (JOB.replace('name = "shop"', 'name = "shop"\nmatch_on = "ean"'), ["jobs[0].match_on"]),
-        (JOB.replace('name = "shop"', 'name = "shop"\ncron = "61 * * * *"'), ["jobs[0]", "cron '61 * * * *'"]),
+        (
+            JOB.replace('name = "shop"', 'name = "shop"\ncron = "61 * * * *"'),
+            ["jobs[0]", "cron '61 * * * *'"],
+        ),
         (JOB + JOB, ["job names must be unique", "shop"]),
-        ("[[jobs]]\nname = \"x\"\n", ["jobs[0].sources", "Field required"]),
+        ('[[jobs]]\nname = "x"\n', ["jobs[0].sources", "Field required"]),
         ("[partner\n", ["not valid TOML"]),
     ],
-    ids=["secret-in-toml", "negative-timeout", "bad-url", "typo", "bad-match", "bad-cron", "duplicate-job", "no-source", "syntax"],
+    ids=[
+        "secret-in-toml",
+        "negative-timeout",
+        "bad-url",
+        "typo",
+        "bad-match",
+        "bad-cron",
+        "duplicate-job",
+        "no-source",
+        "syntax",
+    ],
 )
-def test_config_invalid_values_name_key_path(tmp_path: Path, text: str, fragments: list[str]) -> None:
+def test_config_invalid_values_name_key_path(
+    tmp_path: Path, text: str, fragments: list[str]
+) -> None:
     """Each invalid setting is reported with its key path and the problem."""
     path = _write(tmp_path, text)
 

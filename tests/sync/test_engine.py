@@ -40,7 +40,7 @@ def _sandbox_quantities(sandbox: SandboxServer, skus: list[str]) -> dict[str, in
 
 
 def test_engine_first_cycle_sends_exactly_the_changes(installation: Installation) -> None:
-    """The seeded 5% of changed frames go out in ceil(changed/100) requests; the next cycle sends none."""
+    """The seeded 5% of changes go out in ceil(changed/100) requests; the next cycle sends none."""
     first = installation.sync()
     second = installation.sync()
 
@@ -126,7 +126,9 @@ def test_engine_unknown_keys_reported_not_posted(installation: Installation) -> 
     ],
     ids=["empty", "truncated-60pc", "dropped-40pc", "truncated-forced"],
 )
-def test_engine_source_guard(installation: Installation, keep_rows: int, force: bool, outcome: str) -> None:
+def test_engine_source_guard(
+    installation: Installation, keep_rows: int, force: bool, outcome: str
+) -> None:
     """An empty source, or one that lost over half its rows, posts nothing unless forced."""
     installation.sync()
     rows = read_export()
@@ -142,9 +144,13 @@ def test_engine_source_guard(installation: Installation, keep_rows: int, force: 
         assert "nothing was posted" in (report.error or "")
 
 
-@pytest.mark.parametrize(("overlap_s", "seen"), [(2.0, True), (0.0, False)], ids=["overlap", "no-overlap"])
-def test_engine_updated_since_overlap(tmp_path: Path, sandbox: SandboxServer, overlap_s: float, seen: bool) -> None:
-    """A frame stamped earlier in the watermark's second is read again only with an overlap window."""
+@pytest.mark.parametrize(
+    ("overlap_s", "seen"), [(2.0, True), (0.0, False)], ids=["overlap", "no-overlap"]
+)
+def test_engine_updated_since_overlap(
+    tmp_path: Path, sandbox: SandboxServer, overlap_s: float, seen: bool
+) -> None:
+    """A frame stamped earlier in the watermark's second is read again only with an overlap."""
     installation = Installation.create(
         tmp_path, sandbox, mirror_options=f"overlap_s = {overlap_s}\nfull_rescan_every = 0"
     )
@@ -158,7 +164,9 @@ def test_engine_updated_since_overlap(tmp_path: Path, sandbox: SandboxServer, ov
     second_start = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
 
     # A changes late in a second and is read; B's change in that same second shows up afterwards.
-    sandbox.store.set_frame(frame_a["id"], updated_at=format_timestamp(second_start + timedelta(microseconds=900_000)))
+    sandbox.store.set_frame(
+        frame_a["id"], updated_at=format_timestamp(second_start + timedelta(microseconds=900_000))
+    )
     installation.sync()
     sandbox.store.set_frame(
         frame_b["id"],
@@ -184,8 +192,12 @@ def test_engine_missing_scope_named(tmp_path: Path, sandbox: SandboxServer) -> N
 def test_engine_rate_limit_and_server_errors_retried(installation: Installation) -> None:
     """A 429 with Retry-After and a 503 on the inventory call are retried and the cycle succeeds."""
     assert installation.sandbox.store is not None
-    installation.sandbox.store.inject_fault("rate_limit", 1, retry_after=1, paths=["/api/v1/partner/inventory"])
-    installation.sandbox.store.inject_fault("server_error", 1, status=503, paths=["/api/v1/partner/inventory"])
+    installation.sandbox.store.inject_fault(
+        "rate_limit", 1, retry_after=1, paths=["/api/v1/partner/inventory"]
+    )
+    installation.sandbox.store.inject_fault(
+        "server_error", 1, status=503, paths=["/api/v1/partner/inventory"]
+    )
 
     report = installation.sync()
 

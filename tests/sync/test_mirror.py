@@ -30,7 +30,9 @@ class AfterFirstPage(httpx.HTTPTransport):
         return response
 
 
-def _client(sandbox: SandboxServer, token: str, transport: httpx.BaseTransport | None = None) -> PartnerClient:
+def _client(
+    sandbox: SandboxServer, token: str, transport: httpx.BaseTransport | None = None
+) -> PartnerClient:
     return PartnerClient(
         sandbox.url,
         auth=_Bearer(token),
@@ -74,7 +76,7 @@ def test_mirror_full_rescan_pages_to_the_end(sandbox: SandboxServer, state: Stat
 
 
 def test_mirror_repeats_pass_when_list_moves(sandbox: SandboxServer, state: StateStore) -> None:
-    """A frame updated mid-scan shifts later frames; the skipped frame is caught by a second pass."""
+    """A frame updated mid-scan shifts later frames; a second pass catches the skipped one."""
     store = _store(sandbox)
     token = store.mint_token(["frames:read"])
     first_frame = store.frame_ids_by_position([0])[0]
@@ -88,7 +90,9 @@ def test_mirror_repeats_pass_when_list_moves(sandbox: SandboxServer, state: Stat
     assert state.mirror_size() == 500
 
 
-def test_mirror_full_rescan_deletes_vanished_frames(sandbox: SandboxServer, state: StateStore) -> None:
+def test_mirror_full_rescan_deletes_vanished_frames(
+    sandbox: SandboxServer, state: StateStore
+) -> None:
     """Frames in the mirror that Eyekiosk no longer lists are dropped by a complete full rescan."""
     from sync.state import MirrorRow
 
@@ -97,9 +101,7 @@ def test_mirror_full_rescan_deletes_vanished_frames(sandbox: SandboxServer, stat
         refresh_mirror(client, state, overlap_s=2, full=True)
         watermark = state.frames_watermark()
         assert watermark is not None
-        state.upsert_frames(
-            [MirrorRow("frm_gone", "GONE", None, 1, 100, "USD", watermark)]
-        )
+        state.upsert_frames([MirrorRow("frm_gone", "GONE", None, 1, 100, "USD", watermark)])
         result = refresh_mirror(client, state, overlap_s=2, full=True)
 
     assert result.deleted == 1

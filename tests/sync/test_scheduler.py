@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -32,7 +33,11 @@ def _job(**fields: object) -> JobSettings:
 
 @pytest.mark.parametrize(
     ("fields", "kind"),
-    [({"cron": "*/5 * * * *"}, CronTrigger), ({"interval_minutes": 2.5}, IntervalTrigger), ({}, IntervalTrigger)],
+    [
+        ({"cron": "*/5 * * * *"}, CronTrigger),
+        ({"interval_minutes": 2.5}, IntervalTrigger),
+        ({}, IntervalTrigger),
+    ],
     ids=["cron", "interval", "default"],
 )
 def test_build_trigger_kinds(fields: dict[str, object], kind: type) -> None:
@@ -93,7 +98,7 @@ def test_daemon_never_runs_one_job_twice_at_once(tmp_path: Path, sandbox: Sandbo
 
     assert most_active == 1
     runs = sorted(_runs(installation), key=lambda run: run["started_at"])  # type: ignore[arg-type, return-value]
-    for earlier, later in zip(runs, runs[1:], strict=False):
+    for earlier, later in itertools.pairwise(runs):
         assert isinstance(earlier["finished_at"], datetime)
         assert earlier["finished_at"] <= later["started_at"]  # type: ignore[operator]
 
@@ -139,7 +144,9 @@ def test_run_sigterm_finishes_batches_in_flight(tmp_path: Path, sandbox: Sandbox
     )
     try:
         # The first batch is waiting in the sandbox's latency when the signal arrives.
-        assert _wait_until(lambda: store.request_counts().get(f"POST {INVENTORY_PATH}", 0) > posts_before, 30)
+        assert _wait_until(
+            lambda: store.request_counts().get(f"POST {INVENTORY_PATH}", 0) > posts_before, 30
+        )
         process.send_signal(signal.SIGTERM)
         _stdout, stderr = process.communicate(timeout=30)
     finally:

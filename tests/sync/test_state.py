@@ -90,7 +90,9 @@ def test_state_journal_moves_batches_through_states(store: StateStore) -> None:
     """Planned and posted batches are open; confirmed ones are not."""
     run_id = store.start_run("shop", dry_run=False)
     store.plan_batches(
-        run_id, "shop", [("k1", [{"frame_id": "frm_1", "quantity": 1}]), ("k2", [{"frame_id": "frm_2"}])]
+        run_id,
+        "shop",
+        [("k1", [{"frame_id": "frm_1", "quantity": 1}]), ("k2", [{"frame_id": "frm_2"}])],
     )
     store.set_batch_status("k1", BATCH_POSTED)
     store.set_batch_status("k2", BATCH_CONFIRMED, {"updated": 1})

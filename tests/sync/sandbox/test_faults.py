@@ -64,7 +64,7 @@ def test_fault_limited_to_method_and_path(
 def test_fault_latency_delays_response(
     sandbox: SandboxServer, http: httpx.Client, mint_token: MintToken
 ) -> None:
-    """A latency fault delays one request by about latency_ms and still returns its normal response."""
+    """A latency fault delays one request by about latency_ms, then answers normally."""
     token = mint_token("frames:read")
     store(sandbox).inject_fault("latency", 1, latency_ms=300)
 
