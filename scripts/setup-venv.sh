@@ -11,9 +11,15 @@ fi
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
 target="."
 if [ -n "${1:-}" ]; then
     target=".[$1]"
 fi
-.venv/bin/python -m pip install --quiet -e "$target"
+# pip and setuptools print build warnings even with --quiet; show them only on failure.
+log=.venv/install.log
+if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
+       .venv/bin/python -m pip install --quiet -e "$target"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "error: installing eyekiosk-sync into .venv failed; the pip output is above" >&2
+    exit 1
+fi

@@ -20,7 +20,7 @@ import httpx
 
 from sync.config import Settings, load_settings
 from sync.engine import SyncEngine
-from sync.report import RunReport, format_report
+from sync.report import RunReport, format_report, plural
 from sync.runtime import oauth_config, open_client, state_store, token_path
 from sync.sandbox.server import SandboxServer
 from sync.tokens import TokenStore
@@ -105,8 +105,10 @@ def run_demo(*, as_json: bool = False) -> int:
             print()
         first, second = reports
         print(
-            f"The first cycle sent {first.changed} changed frames in {first.batches} batches; "
-            f"the second found {second.changed} changes and sent {second.batches} batches."
+            f"The first cycle sent {first.changed} changed frames in "
+            f"{plural(_inventory_requests(first), 'inventory request', 'inventory requests')}; "
+            f"the second found {second.changed} changes and sent "
+            f"{plural(_inventory_requests(second), 'inventory request', 'inventory requests')}."
         )
     return 0 if all(report.outcome == "success" for report in reports) else 1
 
@@ -121,18 +123,19 @@ def _login_and_sync(settings: Settings, *, quiet: bool) -> list[RunReport]:
             TokenStore(token_path(settings)),
             open_browser=False,
             follow_redirects_with=browser,
-            print_fn=(lambda _text: None) if quiet else _print_indented,
+            print_fn=lambda _text: None,
             timeout=30,
         )
+    if not quiet:
+        print(f"logged in to the sandbox as {DEMO_CLIENT_ID} (the sandbox consents at once)\n")
     job = settings.jobs[0]
     with state_store(settings) as store, open_client(settings) as client:
         engine = SyncEngine(settings, client=client, store=store)
         return [engine.run_job(job), engine.run_job(job)]
 
 
-def _print_indented(text: str) -> None:
-    for line in text.strip().splitlines():
-        print(f"  {line}")
+def _inventory_requests(report: RunReport) -> int:
+    return sum(count for name, count in report.requests.items() if name.endswith("/inventory"))
 
 
 __all__ = ["run_demo", "sample_export", "write_demo_config"]

@@ -97,7 +97,8 @@ def format_report(report: RunReport) -> str:
     if not report.dry_run:
         inventory = sum(count for name, count in report.requests.items() if "/inventory" in name)
         lines.append(
-            f"  sent      {report.batches} batches in {inventory} inventory requests: "
+            f"  sent      {plural(report.batches, 'batch', 'batches')} in "
+            f"{plural(inventory, 'inventory request', 'inventory requests')}: "
             f"{report.updates_accepted} updated, {report.updates_unchanged} unchanged, "
             f"{report.updates_rejected} rejected, {report.batches_failed} batches failed"
         )
@@ -117,4 +118,9 @@ def format_report(report: RunReport) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["ItemRejection", "RunReport", "SourceSummary", "format_report"]
+def plural(count: int, one: str, many: str) -> str:
+    """Return "1 batch" or "3 batches"."""
+    return f"{count} {one if count == 1 else many}"
+
+
+__all__ = ["ItemRejection", "RunReport", "SourceSummary", "format_report", "plural"]

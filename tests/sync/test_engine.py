@@ -261,3 +261,26 @@ def test_engine_crash_mid_post_converges(tmp_path: Path, sandbox: SandboxServer)
     assert max(applied.values()) == 1
     assert _sandbox_quantities(sandbox, list(expected)) == expected
     assert installation.sync().changed == 0
+
+
+def test_engine_rejected_rows_reported_and_written(installation: Installation) -> None:
+    """Unreadable rows are counted and written with line and reason; the valid rows still sync."""
+    rows = read_export()
+    rows[2]["On Hand"] = "abc"
+    rows[4]["On Hand"] = "-1"
+    rows[6]["Item Code"] = ""
+    installation.write_rows(rows)
+
+    report = installation.sync()
+
+    assert report.outcome == "success"
+    assert report.rejected_rows == 3
+    assert report.source_rows == 497
+    assert report.reject_file is not None
+    lines = Path(report.reject_file).read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "location,key,reason"
+    assert lines[1].startswith("stock.csv:4,")
+    assert "abc" in lines[1]
+    assert lines[2].startswith("stock.csv:6,")
+    assert lines[3].startswith("stock.csv:8,")
+    assert report.sources[0].rejected == 3
