@@ -13,7 +13,7 @@ table selects, and its value is the adapter class.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -144,15 +144,186 @@ class StockSource(ABC, Generic[OptionsT]):
         """Release connections or files; the default has none."""
 
 
+# Order sinks
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDelivery:
+    """One order handed to a sink.
+
+    Attributes:
+        order: the order as the Partner API returned it (``sync.models.Order``
+            dumped to JSON-compatible types), with full details when the sink
+            asked for them.
+        prescriptions: the order's prescriptions (JSON-compatible dicts), empty
+            unless the sink asked for them. They are patient data: a sink
+            writes them to its destination and nowhere else.
+    """
+
+    order: dict[str, Any]
+    prescriptions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def order_id(self) -> str:
+        return str(self.order["id"])
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What a sink did with one order.
+
+    Attributes:
+        order_id: the order's id.
+        delivered: True once the destination holds the order durably.
+        error: why delivery failed, without patient data; None when delivered.
+    """
+
+    order_id: str
+    delivered: bool
+    error: str | None = None
+
+
+class OrderSink(ABC, Generic[OptionsT]):
+    """A destination for pulled orders: a folder, a database, an HTTP endpoint.
+
+    The engine pulls orders from Eyekiosk, hands them to ``deliver`` in order of
+    ``updated_at``, and advances its checkpoint only past orders the sink
+    reported as delivered. The same order may be delivered again after a
+    crash or a retry, so ``deliver`` must be idempotent on the order id.
+    """
+
+    options_model: ClassVar[type[AdapterOptions]]
+    #: Whether the engine should fetch ``GET /orders/{id}`` for each order.
+    wants_details: ClassVar[bool] = True
+
+    def __init__(self, options: OptionsT, *, context: SourceContext) -> None:
+        self.options = options
+        self.context = context
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any], *, context: SourceContext) -> OrderSink[Any]:
+        """Build the sink from the raw TOML table of a job's order sink.
+
+        Raises:
+            pydantic.ValidationError: when the options do not fit ``options_model``.
+        """
+        validated = cls.options_model.model_validate(dict(options))
+        return cls(cast(OptionsT, validated), context=context)
+
+    @property
+    def wants_prescriptions(self) -> bool:
+        """Whether the engine should fetch prescriptions (scope ``prescriptions:read``)."""
+        return bool(getattr(self.options, "prescriptions", False))
+
+    @abstractmethod
+    def deliver(self, deliveries: Sequence[OrderDelivery]) -> list[DeliveryResult]:
+        """Write the orders to the destination.
+
+        Returns:
+            One result per delivery, in the same order. A failed order does not
+            stop the others.
+
+        Raises:
+            sync.errors.SinkError: when the destination is unreachable as a
+                whole; the engine treats every order of the call as undelivered.
+        """
+
+    def booked_orders(self, order_ids: Sequence[str]) -> set[str] | None:
+        """Return which of the orders the practice's system has booked against its stock.
+
+        The no-oversell netting stops subtracting an order's quantities from a
+        push once its order is booked. None, the default, means the sink cannot
+        tell, and netting falls back to the job's settle window.
+        """
+        return None
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Describe the destination for logs and reports, never with a secret in it."""
+
+    def close(self) -> None:
+        """Release connections or files; the default has none."""
+
+
+# Order status sources
+
+
+ORDER_ID = "order_id"
+STATUS = "status"
+
+
+@dataclass(slots=True)
+class StatusResult:
+    """What one read of an order status source returns.
+
+    Attributes:
+        rows: columns ``order_id`` and ``status`` (pandas string), one row per order.
+        rejections: rows left out (unknown status word, missing order id).
+        description: where the rows came from, for logs; never a password.
+    """
+
+    rows: pd.DataFrame
+    rejections: list[Rejection] = field(default_factory=list)
+    description: str = ""
+
+
+class StatusSource(ABC, Generic[OptionsT]):
+    """A source of fulfilment statuses that the practice's system sets on kiosk orders.
+
+    The engine compares each row with the order's status on Eyekiosk and sends
+    ``PATCH /orders/{id}`` for the ones that moved along an allowed transition.
+    """
+
+    options_model: ClassVar[type[AdapterOptions]]
+
+    def __init__(self, options: OptionsT, *, context: SourceContext) -> None:
+        self.options = options
+        self.context = context
+
+    @classmethod
+    def from_mapping(
+        cls, options: Mapping[str, Any], *, context: SourceContext
+    ) -> StatusSource[Any]:
+        """Build the status source from its raw TOML table.
+
+        Raises:
+            pydantic.ValidationError: when the options do not fit ``options_model``.
+        """
+        validated = cls.options_model.model_validate(dict(options))
+        return cls(cast(OptionsT, validated), context=context)
+
+    @abstractmethod
+    def read_statuses(self) -> StatusResult:
+        """Read every order status the source holds.
+
+        Raises:
+            sync.errors.SourceError: when the source cannot be read at all.
+        """
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Describe the source for logs and reports, never with a secret in it."""
+
+    def close(self) -> None:
+        """Release connections or files; the default has none."""
+
+
 __all__ = [
     "KEY",
     "NORMALISED_COLUMNS",
+    "ORDER_ID",
     "PRICE_CENTS",
     "QUANTITY",
+    "STATUS",
     "AdapterOptions",
+    "DeliveryResult",
+    "OrderDelivery",
+    "OrderSink",
     "Rejection",
     "SourceContext",
     "SourceResult",
+    "StatusResult",
+    "StatusSource",
     "StockSource",
     "empty_rows",
 ]

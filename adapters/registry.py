@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TypeVar
 
-from adapters.base import StockSource
+from adapters.base import OrderSink, StatusSource, StockSource
 from sync.errors import ConfigError
 
 ENTRY_POINT_GROUP = "eyekiosk_sync.adapters"
 
 
+AdapterT = TypeVar("AdapterT")
+KINDS: tuple[tuple[str, type], ...] = (
+    ("stock source", StockSource),
+    ("order sink", OrderSink),
+    ("status source", StatusSource),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AdapterInfo:
-    """One installed adapter: its alias, the class path, and the package that provides it."""
+    """One installed adapter: alias, class path, kind and the package that provides it."""
 
     alias: str
     target: str
     package: str
     version: str
+    kind: str
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -40,16 +49,29 @@ def installed_adapters() -> list[AdapterInfo]:
                 target=point.value,
                 package=dist.name if dist else "unknown",
                 version=dist.version if dist else "unknown",
+                kind=_kind(point),
             )
         )
     return infos
 
 
-def load_adapter(alias: str) -> type[StockSource[Any]]:
-    """Return the adapter class registered under ``alias``.
+def _kind(point: EntryPoint) -> str:
+    try:
+        adapter = point.load()
+    except Exception as error:
+        return f"broken: {type(error).__name__}: {error}"
+    for name, base in KINDS:
+        if isinstance(adapter, type) and issubclass(adapter, base):
+            return name
+    return "not an adapter"
+
+
+def load_adapter(alias: str, base: type[AdapterT] = StockSource) -> type[AdapterT]:  # type: ignore[assignment]
+    """Return the adapter class registered under ``alias``, which must subclass ``base``.
 
     Raises:
-        ConfigError: when no adapter has that alias, or its class cannot be imported.
+        ConfigError: when no adapter has that alias, it cannot be imported, or it
+            is another kind of adapter (an order sink where a stock source belongs).
     """
     points = _entry_points()
     if alias not in points:
@@ -62,8 +84,11 @@ def load_adapter(alias: str) -> type[StockSource[Any]]:
         adapter = points[alias].load()
     except Exception as error:
         raise ConfigError(f"adapter {alias!r} failed to import: {error}") from error
-    if not (isinstance(adapter, type) and issubclass(adapter, StockSource)):
-        raise ConfigError(f"adapter {alias!r} ({points[alias].value}) is not a StockSource")
+    if not (isinstance(adapter, type) and issubclass(adapter, base)):
+        raise ConfigError(
+            f"adapter {alias!r} ({points[alias].value}) is not a {base.__name__}; "
+            "check that the alias is used in the right table"
+        )
     return adapter
 
 

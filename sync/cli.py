@@ -292,7 +292,7 @@ def _cmd_adapters_list(args: argparse.Namespace, settings: Settings | None) -> i
     from adapters.registry import installed_adapters
 
     for info in installed_adapters():
-        print(f"{info.alias:<12} {info.target:<45} {info.package} {info.version}")
+        print(f"{info.alias:<12} {info.kind:<14} {info.target:<45} {info.package} {info.version}")
     return EXIT_OK
 
 

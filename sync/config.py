@@ -48,6 +48,8 @@ DEFAULT_OVERLAP_S = 2.0
 DEFAULT_FULL_RESCAN_EVERY = 24
 DEFAULT_MAX_DROP_SHARE = 0.5
 DEFAULT_MISFIRE_GRACE_S = 300
+DEFAULT_ORDER_OVERLAP_S = 5.0
+DEFAULT_SETTLE_MINUTES = 60.0
 SECRET_KEYS = ("client_secret", "password", "token", "access_token", "refresh_token")
 
 
@@ -146,22 +148,66 @@ class SourceSettings(BaseModel):
     adapter: str
     name: str | None = None
 
+    def label(self, index: int) -> str:
+        """Return the source's name, or ``source<N>`` (1-based) when it has none."""
+        return self.name or f"source{index + 1}"
+
     def options(self) -> dict[str, Any]:
         """Return the adapter's own options: every key but ``adapter`` and ``name``."""
         return dict(self.model_extra or {})
 
 
+class CombineSettings(Section):
+    """How the rows of several sources of one job become one row per key.
+
+    Attributes:
+        quantity: "sum" adds the sources' quantities, "max" and "min" pick one,
+            "first" takes the first source (in table order) that has the key.
+        max_quantity: cap applied after combining, e.g. to limit how much of a
+            supplier's stock is offered.
+        price: "first" takes the price of the first source that has one;
+            "min" and "max" compare the sources' prices.
+    """
+
+    quantity: Literal["sum", "max", "min", "first"] = "sum"
+    max_quantity: int | None = Field(default=None, ge=0)
+    price: Literal["first", "min", "max"] = "first"
+
+
+class OrderSettings(Section):
+    """The order side of a job: where pulled orders go and how kiosk sales are netted.
+
+    Attributes:
+        sink: the order sink, chosen by ``adapter`` like a stock source.
+        statuses: pull only orders in these statuses; all when empty.
+        overlap_s: seconds subtracted from the order checkpoint before each pull.
+        settle_minutes: how long a kiosk sale is netted out of stock pushes when
+            the sink cannot confirm that the practice's system booked it.
+        status_source: optional source of fulfilment statuses to send back.
+    """
+
+    sink: SourceSettings
+    statuses: list[Literal["pending", "in_progress", "completed", "shipped", "cancelled"]] = Field(
+        default_factory=list
+    )
+    overlap_s: float = Field(default=DEFAULT_ORDER_OVERLAP_S, ge=0)
+    settle_minutes: float = Field(default=DEFAULT_SETTLE_MINUTES, ge=0)
+    status_source: SourceSettings | None = None
+
+
 class JobSettings(Section):
-    """One ``[[jobs]]`` table: a source, a schedule and how to compare."""
+    """One ``[[jobs]]`` table: sources, a schedule and how to compare."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     cron: str | None = None
     interval_minutes: float | None = Field(default=None, gt=0)
-    match_on: Literal["sku", "upc"] = "sku"
+    match_on: Literal["sku", "upc", "composite"] = "sku"
     missing: Literal["ignore", "zero"] = "ignore"
     update_price: bool = True
     max_drop_share: float = Field(default=DEFAULT_MAX_DROP_SHARE, gt=0, le=1)
     sources: list[SourceSettings] = Field(min_length=1)
+    combine: CombineSettings = Field(default_factory=CombineSettings)
+    orders: OrderSettings | None = None
 
     @model_validator(mode="after")
     def _one_trigger(self) -> JobSettings:
@@ -169,6 +215,12 @@ class JobSettings(Section):
             raise ValueError("set cron or interval_minutes, not both")
         if self.cron:
             _validate_cron(self.cron)
+        names = [source.name or f"source{index + 1}" for index, source in enumerate(self.sources)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"source names must be unique within a job; repeated: {', '.join(repeated)}"
+            )
         return self
 
 
@@ -338,8 +390,10 @@ def key_path(location: tuple[int | str, ...]) -> str:
 
 __all__ = [
     "AuthSettings",
+    "CombineSettings",
     "JobSettings",
     "MirrorSettings",
+    "OrderSettings",
     "PartnerSettings",
     "Settings",
     "SourceSettings",

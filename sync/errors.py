@@ -4,6 +4,7 @@
     ├── ConfigError                 stop: the operator fixes the TOML or environment
     ├── SourceError                 skip this cycle: a stock source could not be read
     │   └── SourceGuardError        skip this cycle: empty or truncated source (--force overrides)
+    ├── SinkError                   keep the order checkpoint: an order sink is unreachable
     ├── AuthError                   stop: the operator runs `eyekiosk-sync auth login`
     │   ├── NotLoggedInError        no stored token
     │   ├── TokenRefreshError       the refresh token was rejected
@@ -49,6 +50,14 @@ class SourceError(SyncError):
 
 class SourceGuardError(SourceError):
     """The source looks empty or truncated, so the cycle posts nothing."""
+
+
+class SinkError(SyncError):
+    """An order sink could not take orders at all; the checkpoint stays where it is."""
+
+    def __init__(self, message: str, *, sink: str) -> None:
+        super().__init__(f"{sink}: {message}")
+        self.sink = sink
 
 
 class AuthError(SyncError):
@@ -159,6 +168,7 @@ __all__ = [
     "PartnerTransportError",
     "RateLimitedError",
     "ServerError",
+    "SinkError",
     "SourceError",
     "SourceGuardError",
     "StateError",
