@@ -249,10 +249,10 @@ def _cmd_status(args: argparse.Namespace, settings: Settings | None) -> int:
 def _cmd_auth_login(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None
     from sync.auth import login
-    from sync.runtime import oauth_config, token_path
+    from sync.runtime import ensure_state_dir, oauth_config, token_path
     from sync.tokens import TokenStore
 
-    settings.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_state_dir(settings)
     token = login(
         oauth_config(settings),
         TokenStore(token_path(settings)),

@@ -588,6 +588,11 @@ class PartnerClient:
 
         if status == httpx.codes.TOO_MANY_REQUESTS:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                message += (
+                    f" (Retry-After {retry_after:.0f} s; the client waits at most "
+                    "partner.retry_max_delay_s per retry)"
+                )
             raise RateLimitedError(message, retry_after=retry_after, **context)
         if status >= 500:
             raise ServerError(message, **context)

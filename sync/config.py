@@ -27,6 +27,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from sync.errors import ConfigError
@@ -47,6 +48,7 @@ DEFAULT_STATE_DIR = Path("/var/lib/eyekiosk-sync")
 DEFAULT_OVERLAP_S = 2.0
 DEFAULT_FULL_RESCAN_EVERY = 24
 DEFAULT_MAX_DROP_SHARE = 0.5
+DEFAULT_MAX_ZERO_SHARE = 0.1
 DEFAULT_MISFIRE_GRACE_S = 300
 DEFAULT_ORDER_OVERLAP_S = 5.0
 DEFAULT_SETTLE_MINUTES = 60.0
@@ -205,6 +207,8 @@ class JobSettings(Section):
     missing: Literal["ignore", "zero"] = "ignore"
     update_price: bool = True
     max_drop_share: float = Field(default=DEFAULT_MAX_DROP_SHARE, gt=0, le=1)
+    max_zero_share: float = Field(default=DEFAULT_MAX_ZERO_SHARE, ge=0, le=1)
+    sku_case: Literal["keep", "upper", "lower"] = "keep"
     sources: list[SourceSettings] = Field(min_length=1)
     combine: CombineSettings = Field(default_factory=CombineSettings)
     orders: OrderSettings | None = None
@@ -329,6 +333,13 @@ def load_settings(path: Path) -> Settings:
         settings = Settings(**data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, path)) from None
+    except SettingsError as error:
+        # pydantic-settings names the field but not the variable; lists and tables need JSON.
+        raise ConfigError(
+            f"an {ENV_PREFIX}* environment variable could not be parsed ({error}); "
+            "values for lists and tables must be JSON, e.g. "
+            f'{ENV_PREFIX}AUTH__SCOPES=\'["frames:read", "inventory:write"]\''
+        ) from None
     settings.config_path = path.resolve()
     if not settings.state.dir.is_absolute():
         settings.state.dir = settings.resolve(settings.state.dir)

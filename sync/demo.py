@@ -21,7 +21,7 @@ import httpx
 from sync.config import Settings, load_settings
 from sync.engine import SyncEngine
 from sync.report import RunReport, format_report, plural
-from sync.runtime import oauth_config, open_client, state_store, token_path
+from sync.runtime import ensure_state_dir, oauth_config, open_client, state_store, token_path
 from sync.sandbox.server import SandboxServer
 from sync.tokens import TokenStore
 
@@ -116,7 +116,7 @@ def run_demo(*, as_json: bool = False) -> int:
 def _login_and_sync(settings: Settings, *, quiet: bool) -> list[RunReport]:
     from sync.auth import login
 
-    settings.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_state_dir(settings)
     with httpx.Client(timeout=settings.partner.timeout_s) as browser:
         login(
             oauth_config(settings),

@@ -12,7 +12,6 @@ Nothing accepted is sent again and no change is lost.
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import logging
 import math
@@ -28,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import ValidationError
 
-from adapters.base import KEY, PRICE_CENTS, QUANTITY, SourceContext, SourceResult
-from adapters.registry import load_adapter
+from adapters.base import KEY, PRICE_CENTS, QUANTITY
 from sync.client import PartnerClient
-from sync.config import JobSettings, Settings, format_validation_error
+from sync.config import JobSettings, Settings
 from sync.diff import FRAME_ID, OLD_PRICE_CENTS, OLD_QUANTITY, compute_changes
 from sync.errors import (
     ConfigError,
@@ -44,7 +41,8 @@ from sync.errors import (
 from sync.keys import normalise_gtin
 from sync.mirror import refresh_mirror
 from sync.models import MAX_INVENTORY_BATCH, InventoryResponse, InventoryUpdate
-from sync.report import ItemRejection, RunReport, SourceSummary
+from sync.report import ItemRejection, RunReport
+from sync.sources import check_guard, read_job_sources, remember_good_sources
 from sync.state import (
     BATCH_CONFIRMED,
     BATCH_FAILED,
@@ -55,9 +53,9 @@ from sync.state import (
 
 log = logging.getLogger("eyekiosk_sync.engine")
 
-LAST_GOOD_ROWS = "last_good_source_rows"
 CYCLES = "cycles"
 PLAN_LIMIT = 1000
+MAX_SAMPLE_KEY = 80
 
 # One mirror per state database: jobs that run at the same time refresh it in turn.
 _MIRROR_LOCK = threading.Lock()
@@ -99,6 +97,11 @@ class SyncEngine:
             log.info("cycle.started job=%s run=%s dry_run=%s", job.name, report.run_id, dry_run)
             try:
                 self._cycle(job, report, dry_run=dry_run, force=force)
+            except ConfigError as error:
+                # Recorded, then raised: the operator has to fix the file, not wait.
+                report.outcome, report.error = "failed", str(error)
+                log.error("cycle.failed job=%s error=%s", job.name, error)
+                raise
             except SourceGuardError as error:
                 report.outcome, report.error = "aborted", str(error)
                 log.error("cycle.aborted job=%s reason=%s", job.name, error)
@@ -132,9 +135,9 @@ class SyncEngine:
     # The cycle, step by step
 
     def _cycle(self, job: JobSettings, report: RunReport, *, dry_run: bool, force: bool) -> None:
-        # Read and guard the source before any call to Eyekiosk.
-        source = self._read_sources(job, report)
-        self._guard(job, source.rows, force=force)
+        # Read and guard the sources before any call to Eyekiosk.
+        sources = read_job_sources(self.settings, job, report)
+        check_guard(self.store, job, sources, force=force)
 
         # Refresh the mirror, then retire batches that an earlier cycle left open.
         open_batches = self.store.open_batches(job.name)
@@ -162,23 +165,7 @@ class SyncEngine:
             )
 
         # Compare.
-        rows = _match_keys(source.rows, job)
-        diff = compute_changes(
-            rows, mirror, match_on=job.match_on, missing=job.missing, update_price=job.update_price
-        )
-        changes = diff.changes
-        report.changed = len(changes)
-        report.quantity_changes = int(changes[QUANTITY].notna().sum())
-        report.price_changes = int(changes[PRICE_CENTS].notna().sum())
-        report.zeroed = diff.zeroed
-        report.unknown_keys = len(diff.unknown_keys)
-        report.unknown_key_sample = diff.unknown_keys[:50]
-        report.ambiguous_keys = len(diff.ambiguous_keys)
-        report.ambiguous_key_sample = diff.ambiguous_keys[:50]
-        if diff.unknown_keys:
-            log.warning("diff.unknown_keys job=%s count=%d", job.name, len(diff.unknown_keys))
-        if diff.ambiguous_keys:
-            log.warning("diff.ambiguous_keys job=%s count=%d", job.name, len(diff.ambiguous_keys))
+        changes = self._compare(job, sources.rows, mirror, report, force=force)
 
         if dry_run:
             report.plan = _plan_rows(changes)
@@ -187,78 +174,61 @@ class SyncEngine:
         else:
             self._post(job, report, changes)
 
-        # Remember what a good source looked like, for the truncation guard.
+        # Remember what good sources looked like, for the truncation guard.
         if report.outcome in ("success", "partial"):
-            self.store.set_bookmark(job.name, LAST_GOOD_ROWS, str(len(source.rows)))
+            remember_good_sources(self.store, job, sources)
             self.store.set_bookmark(job.name, CYCLES, str(cycles + 1))
 
-    def _read_sources(self, job: JobSettings, report: RunReport) -> SourceResult:
-        if len(job.sources) != 1:
-            raise ConfigError(
-                f"jobs.{job.name}.sources: this version reads one source per job; "
-                f"{len(job.sources)} are configured"
+    def _compare(
+        self,
+        job: JobSettings,
+        rows: pd.DataFrame,
+        mirror: pd.DataFrame,
+        report: RunReport,
+        *,
+        force: bool,
+    ) -> pd.DataFrame:
+        missing = job.missing
+        if missing == "zero" and report.rejected_rows:
+            # A rejected row's frame would look absent from the source and be zeroed.
+            missing = "ignore"
+            report.zero_skipped = (
+                f"{report.rejected_rows} rows were rejected, so no frame is set to 0 this cycle"
             )
-        settings = job.sources[0]
-        adapter_class = load_adapter(settings.adapter)
-        context = SourceContext(
-            job=job.name,
-            config_dir=self.settings.config_path.parent
-            if self.settings.config_path
-            else Path.cwd(),
-            state_dir=self.settings.state.dir,
-        )
-        try:
-            adapter = adapter_class.from_mapping(settings.options(), context=context)
-        except ValidationError as error:
-            problems = format_validation_error(error).splitlines()[1:]
-            details = "; ".join(f"jobs.{job.name}.sources[0].{line.strip()}" for line in problems)
-            raise ConfigError(f"invalid {settings.adapter} source options: {details}") from None
-        try:
-            result = adapter.read()
-        finally:
-            adapter.close()
+            log.warning("diff.zero_skipped job=%s rejected=%d", job.name, report.rejected_rows)
 
-        description = result.description or adapter.describe()
-        report.sources.append(
-            SourceSummary(
-                description=description, rows=len(result.rows), rejected=len(result.rejections)
-            )
+        rows, mirror = _match_keys(rows, mirror, job)
+        diff = compute_changes(
+            rows, mirror, match_on=job.match_on, missing=missing, update_price=job.update_price
         )
-        report.source_rows = len(result.rows)
-        report.rejected_rows = len(result.rejections)
-        if result.rejections:
-            path = _write_rejects(self.settings.state.dir, job.name, result)
-            report.reject_file = str(path)
-            log.warning(
-                "source.rejected job=%s source=%s rows=%d file=%s",
-                job.name,
-                description,
-                len(result.rejections),
-                path,
-            )
-        log.info("source.read job=%s source=%s rows=%d", job.name, description, len(result.rows))
-        return result
+        changes = diff.changes
+        report.changed = len(changes)
+        report.quantity_changes = int(changes[QUANTITY].notna().sum())
+        report.price_changes = int(changes[PRICE_CENTS].notna().sum())
+        report.zeroed = diff.zeroed
+        report.unknown_keys = len(diff.unknown_keys)
+        report.unknown_key_sample = _sample(diff.unknown_keys)
+        report.ambiguous_keys = len(diff.ambiguous_keys)
+        report.ambiguous_key_sample = _sample(diff.ambiguous_keys)
+        if diff.unknown_keys:
+            log.warning("diff.unknown_keys job=%s count=%d", job.name, len(diff.unknown_keys))
+        if diff.ambiguous_keys:
+            log.warning("diff.ambiguous_keys job=%s count=%d", job.name, len(diff.ambiguous_keys))
 
-    def _guard(self, job: JobSettings, rows: pd.DataFrame, *, force: bool) -> None:
-        last = int(self.store.get_bookmark(job.name, LAST_GOOD_ROWS) or 0)
-        problem = None
-        if rows.empty:
-            problem = "the source has no valid rows"
-        elif last and len(rows) < last * (1 - job.max_drop_share):
+        limit = job.max_zero_share * len(mirror)
+        if diff.zeroed > limit:
             problem = (
-                f"the source has {len(rows)} valid rows, down from {last} in the last good "
-                f"run (more than the allowed {job.max_drop_share:.0%} drop)"
+                f'the source lacks {diff.zeroed} of {len(mirror)} frames, and missing = "zero" '
+                f"would set them to 0 (more than max_zero_share {job.max_zero_share:.0%})"
             )
-        if problem is None:
-            return
-        if force:
+            if not force:
+                raise SourceGuardError(
+                    f"{problem}; nothing was posted. Check the export, or run "
+                    f"`eyekiosk-sync sync --job {job.name} --force` if it is right",
+                    source=job.name,
+                )
             log.warning("guard.overridden job=%s reason=%s", job.name, problem)
-            return
-        raise SourceGuardError(
-            f"{problem}; nothing was posted. Check the export, or run "
-            f"`eyekiosk-sync sync --job {job.name} --force` if the drop is real",
-            source=job.name,
-        )
+        return changes
 
     def _post(self, job: JobSettings, report: RunReport, changes: pd.DataFrame) -> None:
         batches = _build_batches(changes, job=job.name, run_id=report.run_id or 0)
@@ -356,13 +326,31 @@ class SyncEngine:
             log.warning("batch.items_rejected key=%s rejected=%d", key, outcome.rejected)
 
 
-def _match_keys(rows: pd.DataFrame, job: JobSettings) -> pd.DataFrame:
-    """Bring source keys into the mirror's form: GTIN-14 when matching on UPC."""
-    if job.match_on != "upc":
-        return rows
-    normalised = normalise_gtin(rows[KEY]).values
-    matched = rows.assign(**{KEY: normalised.astype("string")}).dropna(subset=[KEY])
-    return matched.drop_duplicates(subset=[KEY], keep=False)
+def _match_keys(
+    rows: pd.DataFrame, mirror: pd.DataFrame, job: JobSettings
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bring source keys and mirror keys into one form before they are compared.
+
+    Barcodes become GTIN-14 when matching on UPC; SKUs on both sides change case
+    when the job sets ``sku_case``.
+    """
+    if job.match_on == "upc":
+        normalised = normalise_gtin(rows[KEY]).values
+        matched = rows.assign(**{KEY: normalised.astype("string")}).dropna(subset=[KEY])
+        return matched.drop_duplicates(subset=[KEY], keep=False), mirror
+    if job.match_on == "sku" and job.sku_case != "keep":
+
+        def convert(series: pd.Series) -> pd.Series:
+            return series.str.upper() if job.sku_case == "upper" else series.str.lower()
+
+        rows = rows.assign(**{KEY: convert(rows[KEY])})
+        rows = rows.drop_duplicates(subset=[KEY], keep=False)
+        mirror = mirror.assign(sku=convert(mirror["sku"]))
+    return rows, mirror
+
+
+def _sample(keys: list[str]) -> list[str]:
+    return [key if len(key) <= MAX_SAMPLE_KEY else key[:MAX_SAMPLE_KEY] + "…" for key in keys[:50]]
 
 
 def _build_batches(
@@ -410,21 +398,6 @@ def _int_or_none(value: Any) -> int | None:
 
 def _cents_text(value: Any) -> str | None:
     return None if pd.isna(value) else f"{int(value) / 100:.2f}"
-
-
-def _write_rejects(state_dir: Path, job: str, result: SourceResult) -> Path:
-    """Write the cycle's rejected rows to ``rejects/<job>.csv``, replacing the last one."""
-    folder = state_dir / "rejects"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{job}.csv"
-    temporary = path.with_suffix(".csv.tmp")
-    with temporary.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["location", "key", "reason"])
-        for rejection in result.rejections:
-            writer.writerow([rejection.location, rejection.key or "", rejection.reason])
-    os.replace(temporary, path)
-    return path
 
 
 @contextmanager

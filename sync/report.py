@@ -13,6 +13,7 @@ MAX_LISTED_KEYS = 50
 class SourceSummary:
     """Rows read from one source of the job."""
 
+    name: str
     description: str
     rows: int
     rejected: int
@@ -55,6 +56,7 @@ class RunReport:
     quantity_changes: int = 0
     price_changes: int = 0
     zeroed: int = 0
+    zero_skipped: str | None = None
     batches: int = 0
     batches_failed: int = 0
     updates_accepted: int = 0

@@ -81,10 +81,34 @@ def open_client(settings: Settings, *, needed: dict[str, str] | None = None) -> 
     )
 
 
+def ensure_state_dir(settings: Settings) -> Path:
+    """Create the state folder (mode 0700) if needed and return it.
+
+    Raises:
+        ConfigError: when the folder cannot be created or is not a folder.
+    """
+    folder = settings.state.dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as error:
+        raise ConfigError(
+            f"state.dir: cannot create {folder}: {error.strerror}; point state.dir at a "
+            "folder this user may write, e.g. /var/lib/eyekiosk-sync"
+        ) from None
+    return folder
+
+
 def state_store(settings: Settings) -> StateStore:
     """Return the state store named by the settings, not yet open; use it in a with block."""
-    settings.state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_state_dir(settings)
     return StateStore(settings.state.url())
 
 
-__all__ = ["INVENTORY_SCOPES", "oauth_config", "open_client", "state_store", "token_path"]
+__all__ = [
+    "INVENTORY_SCOPES",
+    "ensure_state_dir",
+    "oauth_config",
+    "open_client",
+    "state_store",
+    "token_path",
+]

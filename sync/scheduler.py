@@ -22,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.config import JobSettings, Settings
 from sync.engine import JobLockedError, SyncEngine
+from sync.errors import ConfigError
 
 log = logging.getLogger("eyekiosk_sync.scheduler")
 
@@ -102,6 +103,9 @@ class Daemon:
             self.engine.run_job(job)
         except JobLockedError as error:
             log.warning("job.skipped job=%s reason=%s", job.name, error)
+        except ConfigError as error:
+            # The run is recorded as failed; other jobs keep their schedule.
+            log.error("job.config_error job=%s error=%s", job.name, error)
 
 
 def run_daemon(settings: Settings, engine: SyncEngine) -> int:

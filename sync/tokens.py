@@ -460,6 +460,12 @@ class OAuthTokenAuth(httpx.Auth):
             raise ServerError("token endpoint failed", status=status, method="POST", endpoint=path)
 
         code, _ = oauth_error(response)
+        if code == "invalid_client":
+            raise TokenRefreshError(
+                f"the token endpoint rejected the client credentials (status {status}, error "
+                f"{code}); check auth.client_id and the client secret "
+                "(EYEKIOSK_SYNC_AUTH__CLIENT_SECRET or auth.client_secret_file)"
+            )
         raise TokenRefreshError(
             f"the token endpoint rejected the refresh token (status {status}, error {code}); "
             f"{LOGIN_HINT}"

@@ -126,6 +126,11 @@ price = "Retail Price"
             )
         )
 
+    def append_config(self, text: str) -> None:
+        """Append TOML to the config file, e.g. a second ``[[jobs.sources]]`` table."""
+        with self.config_path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
     def write_rows(self, rows: list[dict[str, str]]) -> None:
         write_export(self.export_path, rows)
 

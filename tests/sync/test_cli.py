@@ -206,3 +206,21 @@ def _read_authorization_url(stream: object) -> str:
         if text.startswith("http") and "/oauth/authorize?" in text:
             return str(text)
     raise AssertionError("the authorization URL was not printed")
+
+
+def test_cli_sync_invalid_source_option_exit_2(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown source option exits 2 with its key path and without echoing its value."""
+    text = installation.config_path.read_text(encoding="utf-8")
+    installation.config_path.write_text(
+        text.replace('path = "stock.csv"', 'path = "stock.csv"\napi_key = "SECRET-VALUE-1"'),
+        encoding="utf-8",
+    )
+
+    code = main(["--config", str(installation.config_path), "sync", "--json"])
+
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "jobs.shop.sources[0].api_key" in captured.err
+    assert "SECRET-VALUE-1" not in captured.err + captured.out

@@ -115,3 +115,13 @@ def test_config_missing_file_says_what_to_do(tmp_path: Path) -> None:
     """A missing config file names the path and points at the example."""
     with pytest.raises(ConfigError, match=r"not found; copy config.example.toml"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_config_unparsable_environment_names_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list setting given as plain text in the environment explains that JSON is expected."""
+    monkeypatch.setenv("EYEKIOSK_SYNC_AUTH__SCOPES", "frames:read")
+
+    with pytest.raises(ConfigError, match="must be JSON"):
+        load_settings(_write(tmp_path, JOB))

@@ -278,9 +278,124 @@ def test_engine_rejected_rows_reported_and_written(installation: Installation) -
     assert report.source_rows == 497
     assert report.reject_file is not None
     lines = Path(report.reject_file).read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "location,key,reason"
-    assert lines[1].startswith("stock.csv:4,")
+    assert lines[0] == "source,location,key,reason"
+    assert lines[1].startswith("source1,stock.csv:4,")
     assert "abc" in lines[1]
-    assert lines[2].startswith("stock.csv:6,")
-    assert lines[3].startswith("stock.csv:8,")
+    assert lines[2].startswith("source1,stock.csv:6,")
+    assert lines[3].startswith("source1,stock.csv:8,")
     assert report.sources[0].rejected == 3
+
+
+def test_engine_missing_zero_skipped_when_rows_rejected(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """With missing = "zero", a rejected row's frame is not mistaken for a vanished one."""
+    installation = Installation.create(tmp_path, sandbox, job_options='missing = "zero"')
+    installation.sync()
+    rows = read_export()
+    rows[0]["On Hand"] = "1e3"
+    installation.write_rows(rows)
+
+    report = installation.sync()
+
+    assert report.zeroed == 0
+    assert report.zero_skipped is not None
+    assert INVENTORY not in report.requests
+    sku = rows[0]["Item Code"]
+    assert _sandbox_quantities(installation.sandbox, [sku])[sku] != 0
+
+
+@pytest.mark.parametrize(
+    ("dropped", "outcome"), [(40, "success"), (80, "aborted")], ids=["8pc", "16pc"]
+)
+def test_engine_missing_zero_share_guard(
+    tmp_path: Path, sandbox: SandboxServer, dropped: int, outcome: str
+) -> None:
+    """Zeroing more than max_zero_share (10%) of the frames aborts the cycle."""
+    installation = Installation.create(tmp_path, sandbox, job_options='missing = "zero"')
+    installation.sync()
+    installation.write_rows(read_export()[dropped:])
+
+    report = installation.sync()
+
+    assert report.outcome == outcome
+    stocked = sum(1 for row in read_export()[:dropped] if row["On Hand"] != "0")
+    if outcome == "success":
+        assert report.zeroed == stocked
+    else:
+        assert stocked > 50
+        assert "max_zero_share" in (report.error or "")
+        assert INVENTORY not in report.requests
+
+
+def test_engine_sku_case_applies_to_both_sides(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """With sku_case = "lower", lower-case export keys still match Eyekiosk's SKUs."""
+    installation = Installation.create(tmp_path, sandbox, job_options='sku_case = "lower"')
+    rows = read_export()
+    for row in rows:
+        row["Item Code"] = row["Item Code"].lower()
+    installation.write_rows(rows)
+
+    report = installation.sync()
+
+    assert report.unknown_keys == 0
+    assert report.changed == 25
+
+
+def test_engine_two_sources_combined(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """Own stock plus supplier stock, capped, and the first source's price win per key."""
+    installation = Installation.create(
+        tmp_path, sandbox, job_options='combine = { quantity = "sum", max_quantity = 6 }'
+    )
+    installation.sync()
+    rows = read_export()
+    supplier = tmp_path / "supplier.csv"
+    supplier.write_text(
+        f"sku,available,price\n{rows[0]['Item Code']},3,1.00\n{rows[1]['Item Code']},50,\n",
+        encoding="utf-8",
+    )
+    installation.append_config(
+        """
+[[jobs.sources]]
+name = "supplier"
+adapter = "csv"
+path = "supplier.csv"
+columns = { key = "sku", quantity = "available", price = "price" }
+"""
+    )
+
+    report = installation.sync()
+
+    first, second = rows[0]["Item Code"], rows[1]["Item Code"]
+    quantities = _sandbox_quantities(installation.sandbox, [first, second])
+    assert [source.rows for source in report.sources] == [500, 2]
+    assert [source.name for source in report.sources] == ["source1", "supplier"]
+    assert quantities[first] == min(int(rows[0]["On Hand"]) + 3, 6)
+    assert quantities[second] == 6
+    assert installation.sandbox.store is not None
+    frame = installation.sandbox.store.find_frame(first)
+    assert frame is not None
+    assert frame["price"] == rows[0]["Retail Price"]
+
+
+def test_engine_guard_per_source(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """An empty second source aborts the cycle although the combined rows barely drop."""
+    installation = Installation.create(tmp_path, sandbox)
+    supplier = tmp_path / "supplier.csv"
+    supplier.write_text("sku,available\nFR-00001,3\n", encoding="utf-8")
+    installation.append_config(
+        """
+[[jobs.sources]]
+name = "supplier"
+adapter = "csv"
+path = "supplier.csv"
+columns = { key = "sku", quantity = "available" }
+"""
+    )
+    installation.sync()
+    supplier.write_text("sku,available\n", encoding="utf-8")
+
+    report = installation.sync()
+
+    assert report.outcome == "aborted"
+    assert "source supplier has no valid rows" in (report.error or "")

@@ -1,0 +1,178 @@
+"""Read a job's stock sources, guard against empty or truncated ones, and combine them.
+
+Each source is read by its adapter. Rejected rows of every source go to one
+reject file per job, ``STATE_DIR/rejects/JOB.csv``. The guard compares each
+source with its own last good run, so a supplier feed that comes back empty is
+caught even when the practice's own export still looks normal.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pydantic import ValidationError
+
+from adapters.base import SourceContext, SourceResult, StockSource
+from adapters.registry import load_adapter
+from sync.combine import combine_rows
+from sync.config import JobSettings, Settings, format_validation_error
+from sync.errors import ConfigError, SourceGuardError
+from sync.report import RunReport, SourceSummary
+from sync.state import StateStore
+
+log = logging.getLogger("eyekiosk_sync.sources")
+
+LAST_GOOD_ROWS = "last_good_rows"
+
+
+@dataclass(slots=True)
+class JobSources:
+    """The rows a job read: per source, and combined into one row per key."""
+
+    labels: list[str]
+    results: list[SourceResult]
+    rows: pd.DataFrame
+
+
+def source_context(settings: Settings, job: JobSettings) -> SourceContext:
+    """Return the context adapters of ``job`` run with."""
+    config_dir = settings.config_path.parent if settings.config_path else Path.cwd()
+    return SourceContext(job=job.name, config_dir=config_dir, state_dir=settings.state.dir)
+
+
+def build_source(settings: Settings, job: JobSettings, index: int) -> StockSource[object]:
+    """Build the adapter of the job's source number ``index`` (0-based).
+
+    Raises:
+        ConfigError: naming the key path of every invalid option.
+    """
+    source = job.sources[index]
+    adapter_class = load_adapter(source.adapter)
+    try:
+        return adapter_class.from_mapping(source.options(), context=source_context(settings, job))
+    except ValidationError as error:
+        problems = format_validation_error(error).splitlines()[1:]
+        where = f"jobs.{job.name}.sources[{index}]"
+        details = "; ".join(f"{where}.{line.strip()}" for line in problems)
+        raise ConfigError(f"invalid {source.adapter} source options: {details}") from None
+
+
+def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) -> JobSources:
+    """Read every source of ``job``, record each in the report and combine the rows.
+
+    Raises:
+        ConfigError: when a source's options are invalid.
+        SourceError: when a source cannot be read at all.
+    """
+    labels, results = [], []
+    for index, source in enumerate(job.sources):
+        adapter = build_source(settings, job, index)
+        try:
+            result = adapter.read()
+        finally:
+            adapter.close()
+        label = source.label(index)
+        description = result.description or adapter.describe()
+        report.sources.append(
+            SourceSummary(
+                name=label,
+                description=description,
+                rows=len(result.rows),
+                rejected=len(result.rejections),
+            )
+        )
+        log.info(
+            "source.read job=%s source=%s rows=%d rejected=%d",
+            job.name,
+            description,
+            len(result.rows),
+            len(result.rejections),
+        )
+        labels.append(label)
+        results.append(result)
+
+    rows = combine_rows([result.rows for result in results], job.combine)
+    report.source_rows = len(rows)
+    report.rejected_rows = sum(len(result.rejections) for result in results)
+    if report.rejected_rows:
+        path = write_rejects(settings.state.dir, job.name, labels, results)
+        report.reject_file = str(path)
+        log.warning("source.rejected job=%s rows=%d file=%s", job.name, report.rejected_rows, path)
+    return JobSources(labels=labels, results=results, rows=rows)
+
+
+def check_guard(store: StateStore, job: JobSettings, sources: JobSources, *, force: bool) -> None:
+    """Stop the cycle when a source is empty or shrank more than ``max_drop_share``.
+
+    Raises:
+        SourceGuardError: naming the source and the row counts, unless ``force``.
+    """
+    problems = []
+    for label, result in zip(sources.labels, sources.results, strict=True):
+        last = int(store.get_bookmark(job.name, f"{LAST_GOOD_ROWS}:{label}") or 0)
+        rows = len(result.rows)
+        if rows == 0:
+            problems.append(f"source {label} has no valid rows")
+        elif last and rows < last * (1 - job.max_drop_share):
+            problems.append(
+                f"source {label} has {rows} valid rows, down from {last} in the last good "
+                f"run (more than the allowed {job.max_drop_share:.0%} drop)"
+            )
+    if not problems:
+        return
+    problem = "; ".join(problems)
+    if force:
+        log.warning("guard.overridden job=%s reason=%s", job.name, problem)
+        return
+    raise SourceGuardError(
+        f"{problem}; nothing was posted. Check the export, or run "
+        f"`eyekiosk-sync sync --job {job.name} --force` if the drop is real",
+        source=job.name,
+    )
+
+
+def remember_good_sources(store: StateStore, job: JobSettings, sources: JobSources) -> None:
+    """Store each source's row count as the reference for the next guard check."""
+    for label, result in zip(sources.labels, sources.results, strict=True):
+        store.set_bookmark(job.name, f"{LAST_GOOD_ROWS}:{label}", str(len(result.rows)))
+
+
+def write_rejects(
+    state_dir: Path, job: str, labels: list[str], results: list[SourceResult]
+) -> Path:
+    """Write the cycle's rejected rows to ``rejects/<job>.csv``, replacing the last file."""
+    folder = state_dir / "rejects"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{job}.csv"
+    temporary = path.with_suffix(".csv.tmp")
+    with temporary.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "location", "key", "reason"])
+        for label, result in zip(labels, results, strict=True):
+            for rejection in result.rejections:
+                writer.writerow(
+                    [label, _cell(rejection.location), _cell(rejection.key or ""), rejection.reason]
+                )
+    os.replace(temporary, path)
+    return path
+
+
+def _cell(text: str) -> str:
+    # A spreadsheet would run a key such as "=HYPERLINK(...)" as a formula.
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+__all__ = [
+    "JobSources",
+    "build_source",
+    "check_guard",
+    "read_job_sources",
+    "remember_good_sources",
+    "source_context",
+    "write_rejects",
+]
