@@ -155,6 +155,13 @@ def _print_report(report: RunReport, *, as_json: bool) -> None:
         print(json.dumps(report.as_dict(), indent=2, default=str))
         return
     print(format_report(report))
+    if report.dry_run:
+        _print_keys(
+            "source keys that match no frame", report.unknown_keys, report.unknown_key_sample
+        )
+        _print_keys(
+            "keys that match several frames", report.ambiguous_keys, report.ambiguous_key_sample
+        )
     if report.dry_run and report.plan:
         print("  plan:")
         for entry in report.plan:
@@ -164,6 +171,15 @@ def _print_report(report: RunReport, *, as_json: bool) -> None:
             if "price" in entry:
                 parts.append(f"price {entry['price']['from']} -> {entry['price']['to']}")
             print("    " + ", ".join(parts))
+
+
+def _print_keys(title: str, count: int, keys: list[str]) -> None:
+    if not count:
+        return
+    shown = f", first {len(keys)} listed" if len(keys) < count else ""
+    print(f"  {title} ({count}{shown}):")
+    for key in keys:
+        print(f"    {key}")
 
 
 def _cmd_run(args: argparse.Namespace, settings: Settings | None) -> int:

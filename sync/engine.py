@@ -55,6 +55,7 @@ log = logging.getLogger("eyekiosk_sync.engine")
 
 CYCLES = "cycles"
 PLAN_LIMIT = 1000
+SAMPLE_LIMIT = 50
 MAX_SAMPLE_KEY = 80
 
 # One mirror per state database: jobs that run at the same time refresh it in turn.
@@ -207,9 +208,11 @@ class SyncEngine:
         report.price_changes = int(changes[PRICE_CENTS].notna().sum())
         report.zeroed = diff.zeroed
         report.unknown_keys = len(diff.unknown_keys)
-        report.unknown_key_sample = _sample(diff.unknown_keys)
+        # A dry run lists every key that needs attention before anything is posted.
+        listed = PLAN_LIMIT if report.dry_run else SAMPLE_LIMIT
+        report.unknown_key_sample = _sample(diff.unknown_keys, listed)
         report.ambiguous_keys = len(diff.ambiguous_keys)
-        report.ambiguous_key_sample = _sample(diff.ambiguous_keys)
+        report.ambiguous_key_sample = _sample(diff.ambiguous_keys, listed)
         if diff.unknown_keys:
             log.warning("diff.unknown_keys job=%s count=%d", job.name, len(diff.unknown_keys))
         if diff.ambiguous_keys:
@@ -349,8 +352,10 @@ def _match_keys(
     return rows, mirror
 
 
-def _sample(keys: list[str]) -> list[str]:
-    return [key if len(key) <= MAX_SAMPLE_KEY else key[:MAX_SAMPLE_KEY] + "…" for key in keys[:50]]
+def _sample(keys: list[str], limit: int) -> list[str]:
+    return [
+        key if len(key) <= MAX_SAMPLE_KEY else key[:MAX_SAMPLE_KEY] + "…" for key in keys[:limit]
+    ]
 
 
 def _build_batches(

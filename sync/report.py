@@ -113,7 +113,7 @@ def format_report(report: RunReport) -> str:
             f"  rejected  {rejection.key} ({rejection.frame_id}): "
             f"{rejection.code} {rejection.message}"
         )
-    if report.unknown_key_sample:
+    if report.unknown_key_sample and not report.dry_run:
         lines.append("  unknown   " + ", ".join(report.unknown_key_sample[:10]))
     if report.error:
         lines.append(f"  error     {report.error}")

@@ -14,7 +14,7 @@ import pytest
 
 from sync.cli import main
 from sync.sandbox import SandboxServer
-from tests.sync.harness import Installation
+from tests.sync.harness import Installation, read_export
 
 REPORT_KEYS = {
     "source_rows",
@@ -224,3 +224,27 @@ def test_cli_sync_invalid_source_option_exit_2(
     assert code == 2
     assert "jobs.shop.sources[0].api_key" in captured.err
     assert "SECRET-VALUE-1" not in captured.err + captured.out
+
+
+def test_cli_dry_run_lists_unmatched_and_ambiguous_keys(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dry run lists source keys with no frame and keys shared by several frames."""
+    store = installation.sandbox.store
+    assert store is not None
+    rows = read_export()
+    twin = store.find_frame(rows[1]["Item Code"])
+    assert twin is not None
+    store.set_frame(twin["id"], sku=rows[0]["Item Code"])
+    rows.append(dict(rows[5], **{"Item Code": "NO-SUCH-FRAME"}))
+    installation.write_rows(rows)
+
+    code = main(["--config", str(installation.config_path), "sync", "--dry-run"])
+
+    output = capsys.readouterr().out
+    assert code == 0
+    assert "source keys that match no frame (2):" in output
+    assert "    NO-SUCH-FRAME" in output
+    assert f"    {rows[1]['Item Code']}" in output
+    assert "keys that match several frames (1):" in output
+    assert f"    {rows[0]['Item Code']}" in output
