@@ -207,19 +207,20 @@ def parse_redirect(query: str | Mapping[str, list[str]], *, expected_state: str)
         items = values.get(name)
         return items[0] if items else None
 
-    error = first("error")
-    if error == "access_denied":
-        raise LoginError("the authorization was denied on the consent page; run the login again")
-    if error:
-        description = (first("error_description") or "")[:200]
-        raise LoginError(f"the authorization server returned the error {error!r}: {description}")
-
+    # The state is checked first: an error redirect with a foreign state is not ours to report.
     state = first("state")
     if state is None or not secrets.compare_digest(state, expected_state):
         raise LoginError(
             "the state in the redirect does not match this login, so it may come from "
             "another login or a forged link; run the login again"
         )
+
+    error = first("error")
+    if error == "access_denied":
+        raise LoginError("the authorization was denied on the consent page; run the login again")
+    if error:
+        description = (first("error_description") or "")[:200]
+        raise LoginError(f"the authorization server returned the error {error!r}: {description}")
     code = first("code")
     if not code:
         raise LoginError("the redirect carries no authorization code; run the login again")
@@ -421,7 +422,13 @@ def _paste_code(
         f"The browser then fails to load a page at {request.redirect_uri}. "
         "Copy that whole address from the address bar and paste it here."
     )
-    pasted = input_fn("Redirect URL: ").strip()
+    try:
+        pasted = input_fn("Redirect URL: ").strip()
+    except EOFError:
+        raise LoginError(
+            "no redirect URL was read because standard input is closed; run "
+            "`eyekiosk-sync auth login --no-browser` in a terminal (with sudo, keep -t or a tty)"
+        ) from None
     if not pasted:
         raise LoginError("no redirect URL was pasted; run the login again")
 

@@ -18,6 +18,7 @@ from sync import __version__
 from sync.config import Settings, find_config, load_settings
 from sync.errors import ConfigError, SyncError
 from sync.logs import configure_logging
+from sync.models import format_timestamp
 from sync.report import RunReport, format_report
 
 log = logging.getLogger("eyekiosk_sync.cli")
@@ -27,6 +28,20 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_PARTIAL = 3
 OUTCOME_EXIT = {"success": EXIT_OK, "partial": EXIT_PARTIAL}
+EXIT_CODES = """exit codes:
+  0  success
+  1  a cycle failed, was aborted by the source guard, or was stopped
+  2  invalid configuration or usage
+  3  the cycle finished, but some batches failed or updates were rejected"""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wrap descriptions as usual but keep the exit-code table's line breaks."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text == EXIT_CODES:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eyekiosk-sync",
         description="Keep a practice's frame inventory in sync with the Eyekiosk Partner API.",
+        epilog=EXIT_CODES,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -49,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sync = commands.add_parser("sync", help="run one cycle of a job now")
+    sync = _command(
+        commands,
+        "sync",
+        "run one cycle of a job now",
+        "Read the job's sources, refresh the frame mirror, and post the quantities and "
+        "prices that differ. --job is needed when the config has several jobs.",
+    )
     sync.add_argument("--job", help="job name; needed when several jobs are configured")
     sync.add_argument(
         "--dry-run", action="store_true", help="compare and print the plan; post nothing"
@@ -62,13 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(handler=_cmd_sync)
 
-    run = commands.add_parser("run", help="run every job on its schedule until SIGTERM")
+    run = _command(
+        commands,
+        "run",
+        "run every job on its schedule until SIGTERM",
+        "Run each [[jobs]] table on its cron or interval trigger, one run per job at a time. "
+        "Interval jobs also run once at start. SIGTERM or SIGINT lets the batches in flight "
+        "finish, commits state and exits 0.",
+    )
     run.set_defaults(handler=_cmd_run)
 
-    check = commands.add_parser("check-config", help="validate the config file and each source")
+    check = _command(
+        commands,
+        "check-config",
+        "validate the config file and each source",
+        "Validate the TOML file, environment overrides, the client secret and each "
+        "source's options, and print every problem with its key path.",
+    )
     check.set_defaults(handler=_cmd_check_config)
 
-    status = commands.add_parser("status", help="show the latest runs and the journal")
+    status = _command(
+        commands,
+        "status",
+        "show the latest runs and the journal",
+        "Print the newest runs from the state database with outcome and counts, and how "
+        "many inventory batches the journal holds in each state.",
+    )
     status.add_argument("--job", help="only this job")
     status.add_argument("--limit", type=int, default=10, help="runs to show (default 10)")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -94,19 +136,40 @@ def build_parser() -> argparse.ArgumentParser:
     adapter_list = adapter_commands.add_parser("list", help="print every installed adapter")
     adapter_list.set_defaults(handler=_cmd_adapters_list, needs_config=False)
 
-    sandbox = commands.add_parser("sandbox", help="serve the local Partner API sandbox")
+    sandbox = _command(
+        commands,
+        "sandbox",
+        "serve the local Partner API sandbox",
+        "Serve a stand-in for the Eyekiosk Partner API on loopback, following "
+        "docs/partner-api.md, for tests, demos and trying a config.",
+    )
     from sync.sandbox.cli import add_arguments as add_sandbox_arguments
 
     add_sandbox_arguments(sandbox)
     sandbox.set_defaults(handler=_cmd_sandbox, needs_config=False)
 
-    demo = commands.add_parser(
-        "demo", help="run two cycles of the bundled sample export against a local sandbox"
+    demo = _command(
+        commands,
+        "demo",
+        "run two cycles of the bundled sample export against a local sandbox",
+        "Start the sandbox on a free loopback port, log in, and sync the bundled US sample "
+        "export twice: the first cycle sends the changed frames, the second nothing.",
     )
     demo.add_argument(
         "--json", action="store_true", help="print the two run reports as a JSON list"
     )
     demo.set_defaults(handler=_cmd_demo, needs_config=False)
+    return parser
+
+
+def _command(commands: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=EXIT_CODES,
+        formatter_class=_HelpFormatter,
+    )
     return parser
 
 
@@ -207,6 +270,16 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> in
         problems.append("jobs: no [[jobs]] table; the daemon would have nothing to run")
     if not settings.auth.client_id:
         problems.append("auth.client_id: missing")
+    try:
+        secret = settings.auth.secret()
+    except ConfigError as error:
+        problems.append(str(error))
+    else:
+        if secret is None:
+            print(
+                "note: no client secret is set (EYEKIOSK_SYNC_AUTH__CLIENT_SECRET or "
+                "auth.client_secret_file); that works only for a public OAuth client"
+            )
     for index, job in enumerate(settings.jobs):
         for source_index, source in enumerate(job.sources):
             where = f"jobs[{index}].sources[{source_index}]"
@@ -242,17 +315,20 @@ def _cmd_status(args: argparse.Namespace, settings: Settings | None) -> int:
         runs = store.recent_runs(args.job, limit=args.limit)
         journal = store.batch_counts(args.job)
     if args.json:
-        print(json.dumps({"runs": runs, "batches": journal}, indent=2, default=str))
+        print(json.dumps({"runs": runs, "batches": journal}, indent=2, default=_json_value))
         return EXIT_OK
     if not runs:
         print("no runs recorded yet")
+    else:
+        print(f"{'run':>6}  {'job':<20} {'outcome':<20} {'finished (UTC)':<20} changed  batches")
     for run in runs:
         counts = run["counts"]
-        finished = run["finished_at"].isoformat() if run["finished_at"] else "-"
+        finished = _plain(run["finished_at"]) if run["finished_at"] else "-"
+        outcome = run["outcome"] + (" (dry run)" if run["dry_run"] else "")
         print(
-            f"{run['id']:>6} {run['job']:<20} {run['outcome']:<11} finished {finished} "
-            f"changed={counts.get('changed', 0)} batches={counts.get('batches', 0)}"
-            + (f" error: {run['error']}" if run["error"] else "")
+            f"{run['id']:>6}  {run['job']:<20} {outcome:<20} {finished:<20} "
+            f"{counts.get('changed', 0):>7}  {counts.get('batches', 0):>7}"
+            + (f"  error: {run['error']}" if run["error"] else "")
         )
     if journal:
         print(
@@ -296,11 +372,17 @@ def _cmd_auth_status(args: argparse.Namespace, settings: Settings | None) -> int
     return EXIT_OK
 
 
+def _json_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    return str(value)
+
+
 def _plain(value: Any) -> str:
     if isinstance(value, (list, tuple, set, frozenset)):
         return " ".join(sorted(str(item) for item in value))
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
 
 

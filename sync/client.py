@@ -532,7 +532,8 @@ class PartnerClient:
                 extra={"event": "partner_call", "method": method, "path": path, "status": None},
             )
             raise PartnerTransportError(
-                f"no response ({type(error).__name__})",
+                f"no response from {_origin(request.url)} "
+                f"({type(error).__name__}); check partner.base_url and the network",
                 status=None,
                 method=method,
                 endpoint=path,
@@ -639,6 +640,12 @@ class PartnerClient:
                     max_workers=self.concurrency, thread_name_prefix="eyekiosk-inventory"
                 )
             return self._executor
+
+
+def _origin(url: httpx.URL) -> str:
+    """Return scheme, host and port of ``url``, without user info, path or query."""
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def _error_detail(response: httpx.Response) -> ErrorDetail | None:

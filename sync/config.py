@@ -384,8 +384,25 @@ def format_validation_error(error: ValidationError, path: Path | None = None) ->
     where = f"{path}: " if path else ""
     lines = [f"{where}{len(error.errors())} invalid setting(s):"]
     for problem in error.errors():
-        lines.append(f"  {key_path(problem['loc'])}: {problem['msg']}")
+        line = f"  {key_path(problem['loc'])}: {problem['msg']}"
+        variable = _env_variable(problem["loc"])
+        if variable:
+            line += f" (the value comes from the environment variable {variable})"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def _env_variable(location: tuple[int | str, ...]) -> str | None:
+    """Return the environment variable that set the value at ``location``, if one is set."""
+    names = []
+    for part in location:
+        if isinstance(part, int):
+            break
+        names.append(str(part).upper())
+        candidate = ENV_PREFIX + "__".join(names)
+        if candidate in os.environ:
+            return candidate
+    return None
 
 
 def key_path(location: tuple[int | str, ...]) -> str:

@@ -90,13 +90,20 @@ def format_report(report: RunReport) -> str:
         f"job {report.job}: {report.outcome}{mode} in {report.duration_s:.2f} s",
         f"  read      {report.source_rows} rows, {report.rejected_rows} rejected"
         + (f" (see {report.reject_file})" if report.reject_file else ""),
-        f"  mirror    {report.mirror_size} frames, {report.mirror_fetched} fetched"
-        + (" (full rescan)" if report.mirror_full_rescan else ""),
-        f"  compared  {report.changed} changed ({report.quantity_changes} quantity, "
-        f"{report.price_changes} price), {report.unknown_keys} unknown keys, "
-        f"{report.ambiguous_keys} ambiguous keys",
     ]
-    if not report.dry_run:
+    # A cycle stopped by the guard or an error never reached the mirror and the diff.
+    compared = bool(report.mirror_size or report.mirror_fetched)
+    if compared:
+        lines += [
+            f"  mirror    {report.mirror_size} frames, {report.mirror_fetched} fetched"
+            + (" (full rescan)" if report.mirror_full_rescan else ""),
+            f"  compared  {report.changed} changed ({report.quantity_changes} quantity, "
+            f"{report.price_changes} price), {report.unknown_keys} unknown keys, "
+            f"{report.ambiguous_keys} ambiguous keys",
+        ]
+    if report.zero_skipped:
+        lines.append(f"  kept      {report.zero_skipped}")
+    if compared and not report.dry_run:
         inventory = sum(count for name, count in report.requests.items() if "/inventory" in name)
         lines.append(
             f"  sent      {plural(report.batches, 'batch', 'batches')} in "

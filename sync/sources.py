@@ -103,6 +103,9 @@ def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) ->
         path = write_rejects(settings.state.dir, job.name, labels, results)
         report.reject_file = str(path)
         log.warning("source.rejected job=%s rows=%d file=%s", job.name, report.rejected_rows, path)
+    else:
+        # An old reject file would suggest that this run rejected rows too.
+        (settings.state.dir / "rejects" / f"{job.name}.csv").unlink(missing_ok=True)
     return JobSources(labels=labels, results=results, rows=rows)
 
 

@@ -174,6 +174,7 @@ REDIRECT_CASES = [
     pytest.param("code=abc&state=evil", "does not match", id="state-mismatch"),
     pytest.param("code=abc", "does not match", id="state-missing"),
     pytest.param("state=good", "no authorization code", id="code-missing"),
+    pytest.param("error=access_denied&state=evil", "does not match", id="denied-foreign-state"),
 ]
 
 
@@ -353,6 +354,17 @@ def approve(server: FakeAuthorizationServer) -> Callable[[dict[str, list[str]]],
         return server.authorize(authorize).headers["Location"]
 
     return make_answer
+
+
+def test_login_paste_closed_stdin(store: TokenStore) -> None:
+    """A closed standard input at the paste prompt is a LoginError, not a traceback."""
+    server = FakeAuthorizationServer()
+
+    def closed(_query: dict[str, list[str]]) -> str:
+        raise EOFError
+
+    with pytest.raises(LoginError, match="standard input is closed"):
+        paste_login(server, store, closed)
 
 
 def test_login_paste_stores_token(store: TokenStore) -> None:

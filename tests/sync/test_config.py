@@ -125,3 +125,16 @@ def test_config_unparsable_environment_names_json(
 
     with pytest.raises(ConfigError, match="must be JSON"):
         load_settings(_write(tmp_path, JOB))
+
+
+def test_config_invalid_environment_value_names_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invalid value from the environment names the variable, not only the key path."""
+    monkeypatch.setenv("EYEKIOSK_SYNC_PARTNER__CONCURRENCY", "abc")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, JOB))
+
+    assert "partner.concurrency" in str(caught.value)
+    assert "EYEKIOSK_SYNC_PARTNER__CONCURRENCY" in str(caught.value)
