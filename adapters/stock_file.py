@@ -1,28 +1,25 @@
-"""CSV stock-export adapter, selected with ``adapter = "csv"``.
+"""Stock-export file adapter for CSV, TSV and XLSX, selected with ``adapter = "csv"``.
 
 Reads a stock export written by practice software, a shop or a spreadsheet
-(CSV or TSV) with configuration only: the options name the columns, the
-delimiter, the encoding and the number format. Cells are read as text, so keys
-keep their leading zeros, and are then converted column-wise.
+with configuration only: the options name the columns, the delimiter, the
+encoding, the sheet and the number format. CSV cells are read as text, so keys
+keep their leading zeros, and are then converted column-wise. The alias
+``xlsx`` selects the same adapter, and ``format`` or the file's extension
+decides how the file is read.
 
-Rules that the options do not change:
+XLSX workbooks are read with python-calamine. A spreadsheet stores numbers as
+64-bit floats, which hold every whole number of up to 15 digits exactly, so a
+barcode or quantity stored as a number is written back as its digits
+(8052892140274.0 gives ``8052892140274``, 2.0 gives ``2``). A key cell whose
+number has more digits, or a barcode with a decimal part, is rejected because
+its digits may not be the ones that were typed. A rejected row of a workbook is
+reported at ``<file name>:<sheet>!row <row number>``.
 
-* A quantity is a whole number of 0 or more. ``2``, ``2.0`` and, with
-  ``decimal = ","``, ``2,0`` are 2. ``2.5``, ``abc`` and ``-1`` are rejected.
-* A price is an amount with at most two decimal places, converted to integer
-  cents. ``288.99``, ``45``, ``45.`` and ``.5`` are read, and so are extra zero
-  places (``288.9900``). One currency sign ``$``, ``€``, ``£`` or ``¥``, or one
-  three-letter upper-case code such as ``USD`` or ``EUR``, may come before and
-  one after the amount, with or without a space: ``$45.00``, ``45.00 USD``,
-  ``EUR 45``. Signs, exponents and other text are rejected. An empty price cell
-  gives a missing price, which leaves the frame's price in Eyekiosk as it is.
-* Each rejected row is reported once, with every reason that applies, at
-  ``<file name>:<line>``. The line is the physical line on which the row
-  starts, counting the header, blank lines and line breaks inside quoted cells.
-* A key that appears on several rows with the same quantity and price is kept
-  once, without a rejection. A key whose rows differ is rejected on every row,
-  because the export does not say which row is right. Only rows that passed
-  the other checks take part in this comparison.
+Values are read with ``adapters.normalise.normalise_cells``, whose module
+docstring lists the rules for keys, quantities, prices and duplicate keys. A
+rejected row is reported at ``<file name>:<line>``, where the line is the
+physical line on which the row starts, counting the header, blank lines and
+line breaks inside quoted cells.
 """
 
 from __future__ import annotations
@@ -30,152 +27,87 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
-from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+import python_calamine
+from pydantic import PositiveInt, field_validator, model_validator
 
-from adapters.base import (
-    KEY,
-    PRICE_CENTS,
-    QUANTITY,
-    AdapterOptions,
-    Rejection,
-    SourceResult,
-    StockSource,
-    empty_rows,
+from adapters.base import SourceResult, StockSource, empty_rows
+from adapters.normalise import (
+    MAX_EXACT_FLOAT_DIGITS,
+    AvailabilityOptions,
+    ColumnMap,
+    ValueOptions,
+    join_limited,
+    normalise_cells,
+    scalar_as_text,
+    value_columns,
 )
 from sync.errors import SourceError
-from sync.keys import STRING_DTYPE, SkuCase, normalise_gtin, normalise_sku
+from sync.keys import STRING_DTYPE
 
 log = logging.getLogger("eyekiosk_sync.adapters.csv")
-
-DEFAULT_AVAILABLE_VALUES = ("1", "yes", "true", "instock", "in stock")
-DEFAULT_UNAVAILABLE_VALUES = ("0", "no", "false", "outofstock", "out of stock")
-# Bounds that keep parsed numbers exact: int64 quantities, and prices whose cents
-# survive the float64 step (12 integer digits plus 2 places fit in 53 bits).
-MAX_QUANTITY_DIGITS = 9
-MAX_PRICE_INTEGER_DIGITS = 12
-# Conflicting duplicates name at most this many lines in their reason.
-MAX_LISTED_LINES = 5
-# RE2 syntax (pyarrow): one currency sign or code at the start or the end.
-_CURRENCY = r"(?:[$€£¥]|[A-Z]{3})"
-_CURRENCY_AFFIXES = rf"^{_CURRENCY}[ \x{{00a0}}]*|[ \x{{00a0}}]*{_CURRENCY}$"
+xlsx_log = logging.getLogger("eyekiosk_sync.adapters.xlsx")
 
 Engine = Literal["auto", "pyarrow", "c"]
+FileFormat = Literal["auto", "csv", "xlsx"]
+# Extensions that format = "auto" reads as a workbook; every other file is CSV.
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
 
 
-class ColumnMap(AdapterOptions):
-    """Header names of the columns that hold the key, the quantity and the price.
-
-    Attributes:
-        key: one column, or a list of columns whose trimmed values are joined
-            with ``key_separator`` (Shopify: ``["Handle", "Option1 Value"]``).
-        quantity: the stock count column.
-        price: the retail price column. None leaves every price as it is.
-    """
-
-    key: str | list[str]
-    quantity: str
-    price: str | None = None
-
-    @field_validator("key")
-    @classmethod
-    def _check_key(cls, key: str | list[str]) -> str | list[str]:
-        names = [key] if isinstance(key, str) else key
-        if not names:
-            raise ValueError("name at least one key column")
-        if len(set(names)) != len(names):
-            raise ValueError(f"key columns repeat a name: {names}")
-        return key
-
-    def key_columns(self) -> list[str]:
-        """Return the key columns as a list."""
-        return [self.key] if isinstance(self.key, str) else list(self.key)
-
-
-class AvailabilityOptions(AdapterOptions):
-    """An in-stock column that supplies the quantity where the quantity cell is empty.
-
-    WooCommerce leaves ``Stock`` empty for products whose stock it does not
-    manage and writes ``1`` or ``0`` in ``In stock?``. Values are compared after
-    trimming, ignoring case. A value in neither list rejects the row.
-
-    Attributes:
-        column: header name of the availability column, e.g. ``In stock?``.
-        available_values: values that mean in stock.
-        unavailable_values: values that mean out of stock.
-        available_quantity: quantity sent for an in-stock row.
-        unavailable_quantity: quantity sent for an out-of-stock row.
-    """
-
-    column: str
-    available_values: list[str] = Field(default_factory=lambda: list(DEFAULT_AVAILABLE_VALUES))
-    unavailable_values: list[str] = Field(default_factory=lambda: list(DEFAULT_UNAVAILABLE_VALUES))
-    available_quantity: NonNegativeInt = 1
-    unavailable_quantity: NonNegativeInt = 0
-
-    @model_validator(mode="after")
-    def _check_values(self) -> AvailabilityOptions:
-        overlap = {v.strip().casefold() for v in self.available_values} & {
-            v.strip().casefold() for v in self.unavailable_values
-        }
-        if overlap:
-            raise ValueError(
-                f"values {sorted(overlap)} are in both available_values and unavailable_values"
-            )
-        return self
-
-
-class StockFileOptions(AdapterOptions):
+class StockFileOptions(ValueOptions):
     """Options of the ``csv`` adapter.
+
+    The value options (columns, decimal, key_type and the others) are those of
+    ``adapters.normalise.ValueOptions``.
 
     Attributes:
         path: the export file; a relative path is resolved against the folder of
             the configuration file.
         delimiter: one character between cells; ``"\\t"`` reads TSV.
         encoding: Python codec name. With ``utf-8`` a byte order mark is skipped.
-        decimal: decimal separator of quantities and prices, ``.`` or ``,``.
-        thousands: thousands separator of quantities and prices, or None for none.
-        header_row: 1-based line number of the header. Lines above it are skipped
-            and must not contain quoted line breaks.
-        columns: which columns hold the key, quantity and price.
-        key_separator: text between the values of a key made of several columns.
-        key_type: "sku" keeps keys as trimmed text; "barcode" turns them into
-            14-digit GTINs and rejects invalid barcodes.
-        key_case: "keep", "upper" or "lower"; applies to SKU keys only.
-        check_digit: with key_type "barcode", reject barcodes whose GS1 check
-            digit is wrong.
-        empty_quantity: what an empty quantity cell means: "reject" the row,
-            a number to use instead, or "availability" to read ``availability``.
-        availability: the in-stock column that "availability" reads.
+        header_row: 1-based line number of the header (the row number in a
+            workbook). Lines above it are skipped and must not contain quoted
+            line breaks.
+        format: "csv", "xlsx", or "auto" to read ``.xlsx`` and ``.xlsm`` files
+            as workbooks and every other file as CSV.
+        sheet: with format "xlsx", the name of the sheet to read; None reads
+            the first sheet.
         engine: "pyarrow" is the fast parser. "c" is pandas' own parser, which
             also reads files with ragged rows or whitespace-only lines. "auto"
             tries pyarrow and falls back to "c" when pyarrow cannot parse the file.
+            Workbooks ignore delimiter, encoding and engine.
     """
 
     path: Path
+    format: FileFormat = "auto"
+    sheet: str | None = None
     delimiter: str = ","
     encoding: str = "utf-8"
-    decimal: Literal[".", ","] = "."
-    thousands: Literal[",", ".", " ", "'"] | None = None
     header_row: PositiveInt = 1
-    columns: ColumnMap
-    key_separator: str = "/"
-    key_type: Literal["sku", "barcode"] = "sku"
-    key_case: SkuCase = "keep"
-    check_digit: bool = True
-    empty_quantity: Literal["reject", "availability"] | NonNegativeInt = "reject"
-    availability: AvailabilityOptions | None = None
     engine: Engine = "auto"
+
+    def file_format(self) -> Literal["csv", "xlsx"]:
+        """Return the format that ``format`` sets or the extension of ``path`` implies."""
+        if self.format != "auto":
+            return self.format
+        return "xlsx" if self.path.suffix.lower() in XLSX_SUFFIXES else "csv"
+
+    @model_validator(mode="after")
+    def _check_sheet(self) -> StockFileOptions:
+        if self.sheet is not None and self.file_format() == "csv":
+            raise ValueError(
+                f"sheet applies to workbooks only, but {self.path.name!r} is read as CSV. "
+                f'Remove sheet, or set format = "xlsx"'
+            )
+        return self
 
     @field_validator("delimiter")
     @classmethod
@@ -199,23 +131,9 @@ class StockFileOptions(AdapterOptions):
             ) from None
         return encoding
 
-    @model_validator(mode="after")
-    def _check_combinations(self) -> StockFileOptions:
-        if self.thousands == self.decimal:
-            raise ValueError(f"thousands and decimal are both {self.decimal!r}")
-        if self.key_type == "barcode" and isinstance(self.columns.key, list):
-            raise ValueError("a barcode key is one column. Name it as a string in columns.key")
-        if self.empty_quantity == "availability" and self.availability is None:
-            raise ValueError('empty_quantity = "availability" needs an [availability] table')
-        if self.availability is not None and self.empty_quantity != "availability":
-            raise ValueError(
-                'the [availability] table is used only with empty_quantity = "availability"'
-            )
-        return self
-
 
 class StockFileSource(StockSource[StockFileOptions]):
-    """Stock rows from a CSV or TSV export file (alias ``csv``)."""
+    """Stock rows from a CSV, TSV or XLSX export file (aliases ``csv`` and ``xlsx``)."""
 
     options_model = StockFileOptions
 
@@ -225,8 +143,8 @@ class StockFileSource(StockSource[StockFileOptions]):
         return (self.context.config_dir / self.options.path).resolve()
 
     def describe(self) -> str:
-        """Describe the source as ``csv file <absolute path>``."""
-        return f"csv file {self.path}"
+        """Describe the source as ``csv file <absolute path>`` or ``xlsx file <absolute path>``."""
+        return f"{self.options.file_format()} file {self.path}"
 
     def read(self) -> SourceResult:
         """Read the export file once.
@@ -238,8 +156,11 @@ class StockFileSource(StockSource[StockFileOptions]):
 
         Raises:
             SourceError: when the file is missing or unreadable, is not in the
-                configured encoding, lacks a configured column, or is not valid CSV.
+                configured encoding, lacks a configured column, is not valid CSV,
+                or is not a workbook that has the configured sheet.
         """
+        if self.options.file_format() == "xlsx":
+            return self._read_workbook()
         header = self._read_header()
         if header is None:
             log.info("csv.read path=%s rows=0 reason=no_header", self.path)
@@ -247,10 +168,10 @@ class StockFileSource(StockSource[StockFileOptions]):
         self._check_columns(header)
 
         cells, engine = self._read_cells()
-        checked = _check_rows(cells, self.options)
-        rows, conflicts = _collapse_duplicates(checked.rows)
-
-        rejections = self._rejections(checked, conflicts)
+        lines = _LineIndex(self)
+        rows, rejections = normalise_cells(
+            cells, self.options, locate=lines.locate, cite=lines.cite, adapter="csv"
+        )
         log.info(
             "csv.read path=%s engine=%s total=%d rows=%d rejected=%d",
             self.path,
@@ -274,15 +195,21 @@ class StockFileSource(StockSource[StockFileOptions]):
                 return record
         return None
 
-    def _check_columns(self, header: list[str]) -> None:
-        used = _used_columns(self.options)
+    def _check_columns(
+        self,
+        header: list[str],
+        where: str | None = None,
+        settings: str = "delimiter, encoding and header_row",
+    ) -> None:
+        used = value_columns(self.options)
         missing = [name for name in used if name not in header]
         if missing:
             found = ", ".join(repr(name) for name in header)
+            where = where or f"line {self.options.header_row}"
             raise SourceError(
-                f"column {missing[0]!r} is not in the header on line {self.options.header_row}. "
+                f"column {missing[0]!r} is not in the header on {where}. "
                 f"The columns found are {found}. Fix the name under [columns], "
-                f"or check delimiter, encoding and header_row.",
+                f"or check {settings}.",
                 source=self.describe(),
             )
         repeated = [name for name in used if header.count(name) > 1]
@@ -312,7 +239,7 @@ class StockFileSource(StockSource[StockFileOptions]):
             return self._read_with_c_parser(), "c"
 
     def _read_with_pyarrow(self) -> pd.DataFrame:
-        used = _used_columns(self.options)
+        used = value_columns(self.options)
         # Arrow skips a UTF-8 byte order mark itself and decodes UTF-8 natively;
         # other encodings go through Python's codec.
         encoding = (
@@ -348,7 +275,7 @@ class StockFileSource(StockSource[StockFileOptions]):
         )
 
     def _read_with_c_parser(self) -> pd.DataFrame:
-        used = _used_columns(self.options)
+        used = value_columns(self.options)
         frame = pd.read_csv(
             self.path,
             sep=self.options.delimiter,
@@ -409,42 +336,97 @@ class StockFileSource(StockSource[StockFileOptions]):
             source=self.describe(),
         )
 
-    # Rejections ------------------------------------------------------------
+    # Workbooks -------------------------------------------------------------
 
-    def _rejections(self, checked: _CheckedRows, conflicts: pd.DataFrame) -> list[Rejection]:
-        if not checked.reasons and conflicts.empty:
-            return []
-        positions = set(checked.reasons) | set(conflicts.index)
-        lines = self._record_lines(max(positions))
-        name = self.path.name
+    def _read_workbook(self) -> SourceResult:
+        sheet, grid = self._load_sheet()
+        header_index = self.options.header_row - 1
+        header = (
+            [_header_text(cell) for cell in grid[header_index]] if len(grid) > header_index else []
+        )
+        if not any(header):
+            xlsx_log.info("xlsx.read path=%s sheet=%s rows=0 reason=no_header", self.path, sheet)
+            return SourceResult(rows=empty_rows(), description=self.describe())
+        where = f"row {self.options.header_row} of sheet {sheet!r}"
+        self._check_columns(header, where, settings="sheet and header_row")
 
-        def location(position: int) -> str:
-            if position < len(lines):
-                return f"{name}:{lines[position]}"
-            # NOTE: only when the csv module splits the file differently from
-            # the parser that read it, which valid CSV does not cause.
-            return f"{name}: data row {position + 1}"
+        # Data rows: every row below the header with at least one non-empty cell.
+        used = value_columns(self.options)
+        indices = [header.index(name) for name in used]
+        data: list[list[Any]] = []
+        row_numbers: list[int] = []
+        for number, row in enumerate(grid[header_index + 1 :], start=header_index + 2):
+            if row.count("") < len(row):
+                data.append(row)
+                row_numbers.append(number)
+        columns = {
+            name: [row[index] if index < len(row) else "" for row in data]
+            for name, index in zip(used, indices, strict=True)
+        }
+        cells, reasons = _workbook_cells(columns, self.options)
 
-        found: dict[int, Rejection] = {}
-        for position, reasons in checked.reasons.items():
-            key = checked.keys.iloc[position]
-            found[position] = Rejection(
-                location=location(position),
-                reason=" ".join(reasons),
-                key=None if pd.isna(key) else str(key),
+        prefix = f"{self.path.name}:{sheet}!row "
+        rows, rejections = normalise_cells(
+            cells,
+            self.options,
+            locate=lambda positions: [f"{prefix}{row_numbers[p]}" for p in positions],
+            cite=lambda positions: "rows " + join_limited([str(row_numbers[p]) for p in positions]),
+            reasons=reasons,
+            adapter="xlsx",
+        )
+        xlsx_log.info(
+            "xlsx.read path=%s sheet=%s total=%d rows=%d rejected=%d",
+            self.path,
+            sheet,
+            len(cells),
+            len(rows),
+            len(rejections),
+        )
+        return SourceResult(
+            rows=rows, rejections=rejections, description=self.describe(), total_rows=len(cells)
+        )
+
+    def _load_sheet(self) -> tuple[str, list[list[Any]]]:
+        """Return the sheet's name and its cells from A1 on, one list per row."""
+        source = self.describe()
+        if not self.path.is_file():
+            raise SourceError(
+                f"file not found. Check path. A relative path is resolved against "
+                f"{self.context.config_dir}.",
+                source=source,
             )
-        for key, group in conflicts.groupby(KEY, sort=False):
-            listed = [str(lines[p]) if p < len(lines) else "?" for p in group.index]
-            where = ", ".join(listed[:MAX_LISTED_LINES])
-            if len(listed) > MAX_LISTED_LINES:
-                where += f" and {len(listed) - MAX_LISTED_LINES} more"
-            reason = (
-                f"key {key!r} appears on {len(group)} rows (lines {where}) with different "
-                f"quantity or price. Keep one row per key."
-            )
-            for position in group.index:
-                found[position] = Rejection(location=location(position), reason=reason, key=key)
-        return [found[position] for position in sorted(found)]
+        try:
+            workbook = python_calamine.CalamineWorkbook.from_path(str(self.path))
+            name = self.options.sheet
+            if name is None:
+                if not workbook.sheet_names:
+                    return "", []
+                name = workbook.sheet_names[0]
+            if name not in workbook.sheet_names:
+                found = ", ".join(repr(sheet) for sheet in workbook.sheet_names)
+                raise SourceError(
+                    f"has no sheet {name!r}. The sheets are {found}. Fix sheet.", source=source
+                )
+            grid = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        except python_calamine.PasswordError as error:
+            raise SourceError(
+                "is protected with a password. Export it again without a password.",
+                source=source,
+            ) from error
+        except python_calamine.CalamineError as error:
+            raise SourceError(
+                f"is not a readable XLSX workbook: {error}. Check path and format.",
+                source=source,
+            ) from error
+        except OSError as error:
+            raise SourceError(
+                f"cannot be read: {error.strerror or error}. Check that the path is a "
+                f"file that the service user may read.",
+                source=source,
+            ) from error
+        return name, grid
+
+    # Locations -------------------------------------------------------------
 
     def _record_lines(self, last: int) -> list[int]:
         """Return the physical line on which each data row from 0 to ``last`` starts."""
@@ -457,6 +439,35 @@ class StockFileSource(StockSource[StockFileOptions]):
                 if len(starts) > last:
                     break
         return starts
+
+
+class _LineIndex:
+    """Physical line numbers of data rows, found by rereading the file when a row is rejected."""
+
+    def __init__(self, source: StockFileSource) -> None:
+        self._source = source
+        self._lines: list[int] = []
+
+    def locate(self, positions: Sequence[int]) -> list[str]:
+        lines = self._lines_until(max(positions))
+        name = self._source.path.name
+        # NOTE: a position past the rows that the csv module found happens only
+        # when it splits the file differently from the parser that read it,
+        # which valid CSV does not cause.
+        return [
+            f"{name}:{lines[p]}" if p < len(lines) else f"{name}: data row {p + 1}"
+            for p in positions
+        ]
+
+    def cite(self, positions: Sequence[int]) -> str:
+        lines = self._lines_until(max(positions))
+        listed = [str(lines[p]) if p < len(lines) else "?" for p in positions]
+        return f"lines {join_limited(listed)}"
+
+    def _lines_until(self, last: int) -> list[int]:
+        if len(self._lines) <= last:
+            self._lines = self._source._record_lines(last)
+        return self._lines
 
 
 class _ArrowParseError(Exception):
@@ -481,14 +492,77 @@ def _records(handle: IO[str], options: StockFileOptions) -> Iterator[tuple[int, 
         yield start, record, offset + end
 
 
-def _used_columns(options: StockFileOptions) -> list[str]:
-    columns = options.columns
-    used = [*columns.key_columns(), columns.quantity]
-    if columns.price is not None:
-        used.append(columns.price)
-    if options.availability is not None:
-        used.append(options.availability.column)
-    return list(dict.fromkeys(used))
+def _header_text(cell: object) -> str:
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return "" if cell is None else str(cell)
+
+
+def _workbook_cells(
+    columns: dict[str, list[object]], options: StockFileOptions
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Turn workbook cell values into text cells and reasons for key numbers that lost digits.
+
+    A barcode that lost digits is written in scientific notation, which
+    ``normalise_cells`` rejects with its own reason, so reasons are given here
+    only for SKU and composite keys, whose text is otherwise accepted.
+    """
+    length = len(next(iter(columns.values()), []))
+    reasons = pd.Series(pd.NA, index=pd.RangeIndex(length), dtype=STRING_DTYPE)
+    key_columns = set(options.columns.key_columns())
+    texts = {}
+    for name, values in columns.items():
+        text, inexact = _workbook_text(values, price=name == options.columns.price)
+        texts[name] = text
+        if name in key_columns and options.key_type != "barcode" and inexact.any():
+            positions = np.flatnonzero(inexact & reasons.isna().to_numpy())
+            reasons.iloc[positions] = [
+                f"key column {name!r} holds the number {text.iloc[p]}, which has more than "
+                f"{MAX_EXACT_FLOAT_DIGITS} digits, so the spreadsheet has rounded it. Format "
+                f"the column as text and enter the key again."
+                for p in positions
+            ]
+    return pd.DataFrame(texts), reasons
+
+
+def _workbook_text(values: list[object], *, price: bool) -> tuple[pd.Series, np.ndarray]:
+    """Return the cells as text and a mask of whole numbers too large to be exact.
+
+    Whole numbers of up to 15 digits become their digits. Larger ones become
+    15 significant digits in scientific notation, which is what the spreadsheet
+    still holds. In a price column, a float within a millionth of a cent of a
+    two-place amount (such as 0.30000000000000004) becomes that amount.
+    """
+    count = len(values)
+    is_text = np.fromiter((type(value) is str for value in values), dtype=bool, count=count)
+    is_float = np.fromiter((type(value) is float for value in values), dtype=bool, count=count)
+    text = np.empty(count, dtype=object)
+    text[is_text] = [value for value, keep in zip(values, is_text, strict=True) if keep]
+    inexact = np.zeros(count, dtype=bool)
+
+    if is_float.any():
+        positions = np.flatnonzero(is_float)
+        numbers = np.array([values[p] for p in positions], dtype=np.float64)
+        finite = np.isfinite(numbers)
+        whole = finite & (np.floor(numbers) == numbers)
+        exact = whole & (np.abs(numbers) < 10.0**MAX_EXACT_FLOAT_DIGITS)
+        written = np.empty(len(numbers), dtype=object)
+        if exact.any():
+            written[exact] = numbers[exact].astype(np.int64).astype(str)
+        for index in np.flatnonzero(~exact):
+            number = float(numbers[index])
+            if whole[index]:
+                written[index] = f"{number:.{MAX_EXACT_FLOAT_DIGITS}g}"
+            elif price and finite[index] and abs(number * 100 - round(number * 100)) < 1e-6:
+                written[index] = f"{number:.2f}"
+            else:
+                written[index] = repr(number)
+        text[positions] = written
+        inexact[positions] = whole & ~exact
+
+    for index in np.flatnonzero(~is_text & ~is_float):
+        text[index] = scalar_as_text(values[index])
+    return pd.Series(text, dtype=STRING_DTYPE), inexact
 
 
 def _codec_name(encoding: str) -> str:
@@ -510,258 +584,6 @@ def _first_undecodable_line(path: Path, encoding: str) -> tuple[int | None, int]
             except UnicodeDecodeError as error:
                 return number, line[error.start] if error.start < len(line) else 0
     return None, 0
-
-
-# Row checks ----------------------------------------------------------------
-
-
-class _CheckedRows:
-    """Rows that passed every per-row check, plus the reasons for the others.
-
-    Attributes:
-        rows: key, quantity and price_cents of the passing rows, indexed by
-            their position among the file's data rows.
-        keys: the normalised key of every data row, <NA> where it is missing.
-        reasons: per rejected position, the reasons in check order.
-    """
-
-    def __init__(self, rows: pd.DataFrame, keys: pd.Series, reasons: dict[int, list[str]]):
-        self.rows = rows
-        self.keys = keys
-        self.reasons = reasons
-
-
-def _check_rows(cells: pd.DataFrame, options: StockFileOptions) -> _CheckedRows:
-    cells = cells.reset_index(drop=True)
-    keys, key_reasons = _parse_keys(cells, options)
-    quantities, quantity_reasons = _parse_quantities(cells, options)
-    reason_columns = [*key_reasons, *quantity_reasons]
-    if options.columns.price is None:
-        prices = pd.Series(pd.NA, index=cells.index, dtype="Int64")
-    else:
-        prices, price_reasons = _parse_prices(cells[options.columns.price], options)
-        reason_columns.append(price_reasons)
-
-    # Gather reasons per row; only rejected rows reach this Python loop.
-    reasons: dict[int, list[str]] = defaultdict(list)
-    for column in reason_columns:
-        for position, text in column.dropna().items():
-            reasons[int(position)].append(str(text))
-
-    passed = np.ones(len(cells), dtype=bool)
-    passed[list(reasons)] = False
-    rows = pd.DataFrame(
-        {
-            KEY: keys[passed].astype(STRING_DTYPE),
-            QUANTITY: quantities[passed].astype("Int64"),
-            PRICE_CENTS: prices[passed].astype("Int64"),
-        }
-    )
-    return _CheckedRows(rows=rows, keys=keys, reasons=dict(sorted(reasons.items())))
-
-
-def _parse_keys(
-    cells: pd.DataFrame, options: StockFileOptions
-) -> tuple[pd.Series, list[pd.Series]]:
-    """Return the normalised keys and one reason Series per check."""
-    reasons: list[pd.Series] = []
-    names = options.columns.key_columns()
-
-    if options.key_type == "barcode":
-        raw = cells[names[0]]
-        result = normalise_gtin(raw, check_digit=options.check_digit)
-        empty = result.values.isna() & result.reasons.isna()
-        reasons.append(result.reasons + ". Correct the barcode in the export.")
-        reasons.append(
-            _reason(empty, f"barcode column {names[0]!r} is empty. Fill it in or remove the row.")
-        )
-        return result.values, reasons
-
-    keys: pd.Series | None = None
-    for name in names:
-        part = normalise_sku(cells[name], case=options.key_case)
-        reasons.append(
-            _reason(part.isna(), f"key column {name!r} is empty. Fill it in or remove the row.")
-        )
-        keys = part if keys is None else keys + options.key_separator + part
-    assert keys is not None
-    return keys.astype(STRING_DTYPE), reasons
-
-
-def _parse_quantities(
-    cells: pd.DataFrame, options: StockFileOptions
-) -> tuple[pd.Series, list[pd.Series]]:
-    """Return quantities (Int64, <NA> where rejected) and one reason Series per check."""
-    raw = cells[options.columns.quantity]
-    text = pc.utf8_trim_whitespace(pa.array(raw))
-    empty = _mask(pc.equal(text, ""))
-    pattern = f"^-?{_integer_pattern(options)}(?:[{options.decimal}]0*)?$"
-    whole = _mask(pc.match_substring_regex(text, pattern)) & ~empty
-    digits = _remove_separators(text, options, drop_zero_fraction=True)
-    too_large = whole & (
-        pc.fill_null(pc.utf8_length(pc.utf8_ltrim(digits, "-")), 0).to_numpy(zero_copy_only=False)
-        > MAX_QUANTITY_DIGITS
-    )
-    parsed = whole & ~too_large
-
-    values = np.zeros(len(raw), dtype=np.int64)
-    if parsed.any():
-        values[parsed] = pc.cast(digits.filter(pa.array(parsed)), pa.int64()).to_numpy(
-            zero_copy_only=False
-        )
-    negative = parsed & (values < 0)
-    valid = parsed & ~negative
-
-    reasons = [
-        _reason(
-            ~empty & ~whole, "quantity '{}' is not a whole number. Enter a count of 0 or more.", raw
-        ),
-        _reason(too_large, "quantity '{}' is too large. Enter a count of 0 or more.", raw),
-        _reason(negative, "quantity '{}' is negative. Enter a count of 0 or more.", raw),
-    ]
-    result = pd.Series(values, index=raw.index, dtype="Int64").where(valid)
-
-    filled, empty_reason = _fill_empty_quantities(empty, cells, options)
-    result = result.mask(empty & filled.notna().to_numpy(), filled)
-    reasons.append(empty_reason)
-    return result, reasons
-
-
-def _fill_empty_quantities(
-    empty: np.ndarray, cells: pd.DataFrame, options: StockFileOptions
-) -> tuple[pd.Series, pd.Series]:
-    """Return the quantities used for empty cells and the reasons for those left empty."""
-    index = cells.index
-    setting = options.empty_quantity
-    if setting == "reject":
-        reason = "quantity is empty. Enter a count, or set empty_quantity in the source options."
-        return pd.Series(pd.NA, index=index, dtype="Int64"), _reason(empty, reason)
-    if setting != "availability":
-        return pd.Series(setting, index=index, dtype="Int64"), _reason(np.zeros_like(empty), "")
-
-    availability = options.availability
-    assert availability is not None
-    raw = cells[availability.column]
-    text = pc.utf8_lower(pc.utf8_trim_whitespace(pa.array(raw)))
-    available = _mask(
-        pc.is_in(text, pa.array([v.strip().lower() for v in availability.available_values]))
-    )
-    unavailable = _mask(
-        pc.is_in(text, pa.array([v.strip().lower() for v in availability.unavailable_values]))
-    )
-    filled = pd.Series(pd.NA, index=index, dtype="Int64")
-    filled.iloc[np.flatnonzero(available)] = availability.available_quantity
-    filled.iloc[np.flatnonzero(unavailable)] = availability.unavailable_quantity
-    unknown = empty & ~available & ~unavailable
-    reason = _reason(
-        unknown,
-        f"quantity is empty and {availability.column} '{{}}' is in neither available_values "
-        f"nor unavailable_values. Add the value to one of them.",
-        raw,
-    )
-    return filled, reason
-
-
-def _parse_prices(raw: pd.Series, options: StockFileOptions) -> tuple[pd.Series, pd.Series]:
-    """Return prices in cents (Int64, <NA> where empty or rejected) and the reasons."""
-    text = pc.utf8_trim_whitespace(pa.array(raw))
-    empty = _mask(pc.equal(text, ""))
-    amount = pc.replace_substring_regex(text, _CURRENCY_AFFIXES, "")
-    decimal = f"[{options.decimal}]"
-    number = f"^(?:{_integer_pattern(options)}(?:{decimal}[0-9]*)?|{decimal}[0-9]+)$"
-    is_number = _mask(pc.match_substring_regex(amount, number)) & ~empty
-    plain = pc.replace_substring(_remove_separators(amount, options), options.decimal, ".")
-    places_ok = _mask(pc.match_substring_regex(plain, r"^[0-9]*(?:\.[0-9]{0,2}0*)?$"))
-    size_ok = _mask(
-        pc.match_substring_regex(plain, rf"^[0-9]{{0,{MAX_PRICE_INTEGER_DIGITS}}}(?:\.|$)")
-    )
-    valid = is_number & places_ok & size_ok
-
-    cents = np.zeros(len(raw), dtype=np.int64)
-    if valid.any():
-        units = pc.cast(plain.filter(pa.array(valid)), pa.float64()).to_numpy(zero_copy_only=False)
-        cents[valid] = np.round(units * 100).astype(np.int64)
-    example = f"289{options.decimal}00"
-    reason_parts = [
-        _reason(
-            ~empty & ~is_number,
-            f"price '{{}}' is not an amount. Write it like {example}, optionally with "
-            f"a currency sign or code such as $ or USD.",
-            raw,
-        ),
-        _reason(
-            is_number & ~places_ok,
-            "price '{}' has more than two decimal places. Round it to cents.",
-            raw,
-        ),
-        _reason(
-            is_number & places_ok & ~size_ok,
-            f"price '{{}}' is too large: it has more than {MAX_PRICE_INTEGER_DIGITS} digits "
-            f"before the decimal separator.",
-            raw,
-        ),
-    ]
-    reasons = reason_parts[0].fillna(reason_parts[1]).fillna(reason_parts[2])
-    return pd.Series(cents, index=raw.index, dtype="Int64").where(valid), reasons
-
-
-def _integer_pattern(options: StockFileOptions) -> str:
-    """RE2 pattern of the integer part, with optional thousands groups."""
-    if options.thousands is None:
-        return "[0-9]+"
-    return f"(?:[0-9]+|[0-9]{{1,3}}(?:[{options.thousands}][0-9]{{3}})+)"
-
-
-def _remove_separators(
-    text: pa.ChunkedArray | pa.Array, options: StockFileOptions, *, drop_zero_fraction: bool = False
-) -> pa.ChunkedArray | pa.Array:
-    if options.thousands is not None:
-        text = pc.replace_substring(text, options.thousands, "")
-    if drop_zero_fraction:
-        text = pc.replace_substring_regex(text, f"[{options.decimal}]0*$", "")
-    return text
-
-
-def _mask(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.fill_null(values, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _reason(
-    mask: np.ndarray | pd.Series, template: str, values: pd.Series | None = None
-) -> pd.Series:
-    """Return ``template`` (with ``{}`` filled from ``values``) where ``mask`` is set, else <NA>.
-
-    Only the masked rows are formatted, so a clean file costs one empty Series.
-    """
-    selected = np.asarray(mask, dtype=bool)
-    index = values.index if values is not None else pd.RangeIndex(len(selected))
-    result = pd.Series(pd.NA, index=index, dtype=STRING_DTYPE)
-    if selected.any():
-        positions = np.flatnonzero(selected)
-        if values is None:
-            result.iloc[positions] = template
-        else:
-            result.iloc[positions] = [template.format(value) for value in values.iloc[positions]]
-    return result
-
-
-def _collapse_duplicates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep one row per key and return those rows and the rows of conflicting keys."""
-    repeated = rows[KEY].duplicated(keep=False)
-    if not repeated.any():
-        return rows.reset_index(drop=True), rows.iloc[0:0]
-
-    candidates = rows[repeated]
-    distinct = candidates.drop_duplicates()
-    conflicting_keys = distinct.loc[distinct[KEY].duplicated(), KEY].unique()
-    conflicting = rows[KEY].isin(conflicting_keys)
-    kept = rows[~conflicting].drop_duplicates(subset=KEY, keep="first")
-    log.info(
-        "csv.duplicates identical_rows_dropped=%d conflicting_keys=%d",
-        len(rows) - int(conflicting.sum()) - len(kept),
-        len(conflicting_keys),
-    )
-    return kept.reset_index(drop=True), rows[conflicting]
 
 
 __all__ = ["AvailabilityOptions", "ColumnMap", "StockFileOptions", "StockFileSource"]

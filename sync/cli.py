@@ -129,7 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     auth_status.add_argument("--json", action="store_true", help="print JSON")
     auth_status.set_defaults(handler=_cmd_auth_status)
 
-    adapters = commands.add_parser("adapters", help="list installed stock adapters")
+    orders = _command(
+        commands,
+        "orders",
+        "pull kiosk orders, list them, set a status",
+        "Pull new and changed kiosk orders into a job's order sink, list what was "
+        "delivered (ids, statuses and times only), or change an order's status on Eyekiosk.",
+    )
+    from sync.orders_cli import add_arguments as add_orders_arguments
+
+    add_orders_arguments(orders)
+
+    adapters = commands.add_parser("adapters", help="list installed adapters")
     adapter_commands = adapters.add_subparsers(
         dest="adapters_command", required=True, metavar="ACTION"
     )
@@ -202,10 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _cmd_sync(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None
     from sync.engine import SyncEngine
-    from sync.runtime import open_client, state_store
+    from sync.runtime import job_scopes, open_client, state_store
 
     job = settings.job(args.job)
-    with state_store(settings) as store, open_client(settings) as client:
+    needed = job_scopes(settings, [job])
+    with state_store(settings) as store, open_client(settings, needed=needed) as client:
         report = SyncEngine(settings, client=client, store=store).run_job(
             job, dry_run=args.dry_run, force=args.force
         )
@@ -248,12 +260,13 @@ def _print_keys(title: str, count: int, keys: list[str]) -> None:
 def _cmd_run(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None
     from sync.engine import SyncEngine
-    from sync.runtime import open_client, state_store
+    from sync.runtime import job_scopes, open_client, state_store
     from sync.scheduler import run_daemon
 
     if not settings.jobs:
         raise ConfigError("no [[jobs]] are configured; add one to the config file")
-    with state_store(settings) as store, open_client(settings) as client:
+    needed = job_scopes(settings, settings.jobs)
+    with state_store(settings) as store, open_client(settings, needed=needed) as client:
         return run_daemon(settings, SyncEngine(settings, client=client, store=store))
 
 

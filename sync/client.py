@@ -338,14 +338,18 @@ class PartnerClient:
 
     # Orders and prescriptions
 
-    def iter_orders(
+    def iter_order_pages(
         self, *, since: datetime | None = None, status: str | None = None
-    ) -> Iterator[Order]:
-        """Iterate over the orders created or changed since ``since``, oldest change first.
+    ) -> OffsetPager[Order]:
+        """Page through the orders created or changed since ``since``, oldest change first.
 
         Args:
             since: only orders whose ``updated_at`` is at or after this aware datetime.
             status: only orders with this status.
+
+        Yields:
+            One list of orders per page; the pager's ``total`` tells whether the
+            list grew or shrank while it was read.
 
         Raises:
             PartnerAPIError: a page request failed after retries.
@@ -355,7 +359,13 @@ class PartnerClient:
             params["since"] = format_timestamp(since)
         if status is not None:
             params["status"] = status
-        for page in self._iter_pages(ORDERS, params, Order):
+        return self._iter_pages(ORDERS, params, Order)
+
+    def iter_orders(
+        self, *, since: datetime | None = None, status: str | None = None
+    ) -> Iterator[Order]:
+        """Iterate over the orders of ``iter_order_pages`` one by one."""
+        for page in self.iter_order_pages(since=since, status=status):
             yield from page
 
     def get_order(self, order_id: str) -> Order:

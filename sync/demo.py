@@ -21,8 +21,16 @@ import httpx
 from sync.config import Settings, load_settings
 from sync.engine import SyncEngine
 from sync.report import RunReport, format_report, plural
-from sync.runtime import ensure_state_dir, oauth_config, open_client, state_store, token_path
+from sync.runtime import (
+    ensure_state_dir,
+    job_scopes,
+    oauth_config,
+    open_client,
+    state_store,
+    token_path,
+)
 from sync.sandbox.server import SandboxServer
+from sync.sandbox.store import SandboxStore
 from sync.tokens import TokenStore
 
 SAMPLE_NAME = "stock_export_us.csv"
@@ -50,7 +58,7 @@ base_url = "{base_url}"
 [auth]
 client_id = "{DEMO_CLIENT_ID}"
 client_secret_file = "client_secret"
-scopes = ["openid", "frames:read", "inventory:write"]
+scopes = ["openid", "frames:read", "inventory:write", "orders:read", "prescriptions:read"]
 
 [state]
 dir = "state"
@@ -68,6 +76,14 @@ path = "{sample.name}"
 key = "Item Code"
 quantity = "On Hand"
 price = "Retail Price"
+
+[jobs.orders]
+settle_minutes = 60
+
+[jobs.orders.sink]
+adapter = "folder"
+path = "orders"
+prescriptions = true
 """,
         encoding="utf-8",
     )
@@ -94,7 +110,8 @@ def run_demo(*, as_json: bool = False) -> int:
                     folder, base_url=sandbox.url, client_secret=client_secret, sample=sample
                 )
             )
-            reports = _login_and_sync(settings, quiet=as_json)
+            assert sandbox.store is not None
+            reports = _login_and_sync(settings, sandbox.store, quiet=as_json)
 
     if as_json:
         print(json.dumps([report.as_dict() for report in reports], indent=2, default=str))
@@ -104,6 +121,13 @@ def run_demo(*, as_json: bool = False) -> int:
             print(format_report(report))
             print()
         first, second = reports
+        orders = second.orders or {}
+        print(
+            f"The second cycle pulled "
+            f"{plural(orders.get('delivered', 0), 'kiosk order', 'kiosk orders')} into the "
+            f"folder sink and held back {plural(second.netted_units, 'unit', 'units')} sold at "
+            "the kiosk, which the sample export does not count yet."
+        )
         print(
             f"The first cycle sent {first.changed} changed frames in "
             f"{plural(_inventory_requests(first), 'inventory request', 'inventory requests')}; "
@@ -113,7 +137,7 @@ def run_demo(*, as_json: bool = False) -> int:
     return 0 if all(report.outcome == "success" for report in reports) else 1
 
 
-def _login_and_sync(settings: Settings, *, quiet: bool) -> list[RunReport]:
+def _login_and_sync(settings: Settings, sandbox: SandboxStore, *, quiet: bool) -> list[RunReport]:
     from sync.auth import login
 
     ensure_state_dir(settings)
@@ -129,9 +153,18 @@ def _login_and_sync(settings: Settings, *, quiet: bool) -> list[RunReport]:
     if not quiet:
         print(f"logged in to the sandbox as {DEMO_CLIENT_ID} (the sandbox consents at once)\n")
     job = settings.jobs[0]
-    with state_store(settings) as store, open_client(settings) as client:
+    needed = job_scopes(settings, [job])
+    with state_store(settings) as store, open_client(settings, needed=needed) as client:
         engine = SyncEngine(settings, client=client, store=store)
-        return [engine.run_job(job), engine.run_job(job)]
+        first = engine.run_job(job)
+        # A customer buys a frame at the kiosk; the practice's export does not count it yet.
+        sandbox.create_sales(1)
+        second = engine.run_job(job)
+    if not quiet:
+        folder = settings.resolve(Path("orders"))
+        names = sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+        print(f"order files written by the folder sink: {', '.join(names) or 'none'}\n")
+    return [first, second]
 
 
 def _inventory_requests(report: RunReport) -> int:

@@ -40,6 +40,9 @@ class DiffResult:
     unknown_keys: list[str] = field(default_factory=list)
     ambiguous_keys: list[str] = field(default_factory=list)
     zeroed: int = 0
+    netted_frames: int = 0
+    netted_units: int = 0
+    netting: list[dict[str, object]] = field(default_factory=list)
 
 
 def compute_changes(
@@ -49,6 +52,7 @@ def compute_changes(
     match_on: MatchOn = "sku",
     missing: Missing = "ignore",
     update_price: bool = True,
+    netted: pd.Series | None = None,
 ) -> DiffResult:
     """Compare source rows with mirror frames on the match key.
 
@@ -59,6 +63,8 @@ def compute_changes(
         missing: "zero" sets frames that the source lacks to quantity 0;
             "ignore" leaves them alone.
         update_price: compare and send prices; False sends quantities only.
+        netted: kiosk units per frame id that the source does not count yet;
+            they are subtracted from the source quantity (floored at 0) first.
 
     Returns:
         The changes, plus the keys that matched no frame or several.
@@ -84,6 +90,10 @@ def compute_changes(
     unknown = joined.loc[(joined["_merge"] == "left_only") & ~joined[KEY].isin(ambiguous), KEY]
     matched = joined.loc[joined["_merge"] == "both"].drop(columns="_merge")
 
+    netting: list[dict[str, object]] = []
+    if netted is not None and len(netted):
+        matched, netting = _net_out(matched, netted)
+
     changes = _changed_fields(matched, update_price=update_price)
     zeroed = 0
     if missing == "zero":
@@ -96,7 +106,35 @@ def compute_changes(
         unknown_keys=sorted(unknown.astype(str).tolist()),
         ambiguous_keys=sorted(set(ambiguous_in_source.astype(str).tolist())),
         zeroed=zeroed,
+        netted_frames=len(netting),
+        netted_units=sum(int(entry["held_back"]) for entry in netting),  # type: ignore[call-overload]
+        netting=netting,
     )
+
+
+def _net_out(
+    matched: pd.DataFrame, netted: pd.Series
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+    """Subtract unsettled kiosk units from the source quantities of matched frames."""
+    held = matched[FRAME_ID].map(netted).fillna(0).astype("Int64")
+    lowered = (matched[QUANTITY] - held).clip(lower=0)
+    affected = held > 0
+    netting = [
+        {
+            "key": key,
+            "frame_id": frame_id,
+            "source_quantity": int(source),
+            "held_back": int(source - kept),
+        }
+        for key, frame_id, source, kept in zip(
+            matched.loc[affected, KEY],
+            matched.loc[affected, FRAME_ID],
+            matched.loc[affected, QUANTITY],
+            lowered[affected],
+            strict=True,
+        )
+    ]
+    return matched.assign(**{QUANTITY: lowered}), netting
 
 
 def _changed_fields(matched: pd.DataFrame, *, update_price: bool) -> pd.DataFrame:

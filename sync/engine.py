@@ -35,14 +35,17 @@ from sync.diff import FRAME_ID, OLD_PRICE_CENTS, OLD_QUANTITY, compute_changes
 from sync.errors import (
     ConfigError,
     PartnerAPIError,
+    SinkError,
     SourceGuardError,
     SyncError,
 )
 from sync.keys import normalise_gtin
 from sync.mirror import refresh_mirror
 from sync.models import MAX_INVENTORY_BATCH, InventoryResponse, InventoryUpdate
+from sync.netting import netting_candidates, unsettled_sales
+from sync.orders import open_sink, sync_orders
 from sync.report import ItemRejection, RunReport
-from sync.sources import check_guard, read_job_sources, remember_good_sources
+from sync.sources import check_guard, read_job_sources, remember_good_sources, source_context
 from sync.state import (
     BATCH_CONFIRMED,
     BATCH_FAILED,
@@ -165,8 +168,11 @@ class SyncEngine:
                 len(open_batches),
             )
 
+        # Pull kiosk orders first, so this push already holds back what they sold.
+        netted = self._orders(job, report, dry_run=dry_run)
+
         # Compare.
-        changes = self._compare(job, sources.rows, mirror, report, force=force)
+        changes = self._compare(job, sources.rows, mirror, report, netted=netted, force=force)
 
         if dry_run:
             report.plan = _plan_rows(changes)
@@ -187,6 +193,7 @@ class SyncEngine:
         mirror: pd.DataFrame,
         report: RunReport,
         *,
+        netted: pd.Series | None,
         force: bool,
     ) -> pd.DataFrame:
         missing = job.missing
@@ -200,8 +207,23 @@ class SyncEngine:
 
         rows, mirror = _match_keys(rows, mirror, job)
         diff = compute_changes(
-            rows, mirror, match_on=job.match_on, missing=missing, update_price=job.update_price
+            rows,
+            mirror,
+            match_on=job.match_on,
+            missing=missing,
+            update_price=job.update_price,
+            netted=netted,
         )
+        report.netted_frames = diff.netted_frames
+        report.netted_units = diff.netted_units
+        report.netting = diff.netting[:SAMPLE_LIMIT]
+        if diff.netted_units:
+            log.info(
+                "netting.applied job=%s frames=%d units=%d",
+                job.name,
+                diff.netted_frames,
+                diff.netted_units,
+            )
         changes = diff.changes
         report.changed = len(changes)
         report.quantity_changes = int(changes[QUANTITY].notna().sum())
@@ -233,11 +255,45 @@ class SyncEngine:
             log.warning("guard.overridden job=%s reason=%s", job.name, problem)
         return changes
 
+    def _orders(self, job: JobSettings, report: RunReport, *, dry_run: bool) -> pd.Series | None:
+        """Pull the job's orders into its sink; return the kiosk units to hold back.
+
+        A failed pull is recorded and makes the run partial, but the inventory
+        push goes on with the orders the state database already holds. A dry
+        run pulls nothing, because delivering to the sink is a side effect.
+        """
+        if job.orders is None:
+            return None
+        context = source_context(self.settings, job)
+        if not dry_run:
+            try:
+                pulled = sync_orders(job, client=self.client, store=self.store, context=context)
+            except (PartnerAPIError, SinkError) as error:
+                report.orders = {"error": str(error)}
+                report.orders_failed = True
+                log.error("orders.failed job=%s error=%s", job.name, error)
+            else:
+                report.orders = pulled.as_dict()
+                report.orders_failed = not pulled.ok
+
+        sink = open_sink(job.orders.sink, job=job.name, context=context)
+        try:
+            booked = sink.booked_orders(netting_candidates(self.store, job.name))
+        finally:
+            sink.close()
+        return unsettled_sales(
+            self.store,
+            job.name,
+            now=datetime.now(UTC),
+            settle_minutes=job.orders.settle_minutes,
+            booked=booked,
+        )
+
     def _post(self, job: JobSettings, report: RunReport, changes: pd.DataFrame) -> None:
         batches = _build_batches(changes, job=job.name, run_id=report.run_id or 0)
         report.batches = len(batches)
         if not batches:
-            report.outcome = "success"
+            report.outcome = "partial" if report.orders_failed else "success"
             return
         self.store.plan_batches(
             report.run_id or 0,
@@ -269,7 +325,7 @@ class SyncEngine:
                 self.store.set_batch_status(key, BATCH_POSTED)
             self.client.post_inventory_batches(group, on_result=on_result)
 
-        failed = report.batches_failed or report.updates_rejected
+        failed = report.batches_failed or report.updates_rejected or report.orders_failed
         report.outcome = "partial" if failed else "success"
 
     def _record_batch(

@@ -8,6 +8,7 @@ rows. The scalar helpers at the end apply the same rules to one value.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -27,6 +28,17 @@ GS1_WEIGHTS = np.array([3, 1] * 6 + [3], dtype=np.int64)
 _BARCODE_NOISE = r"^'|[\s\x{00a0}-]"
 
 SkuCase = Literal["keep", "upper", "lower"]
+
+# Composite keys: the parts in order, the text between them, and what is dropped
+# from each part. Both patterns are RE2 syntax. ``composite_key`` applies the same
+# rules in Python, with ``_COMPOSITE_NOISE_CONTROLS`` and the Unicode categories
+# P* (punctuation) and Z* (space separators).
+COMPOSITE_PARTS = ("brand", "model", "color_code", "eye_size")
+COMPOSITE_SEPARATOR = "|"
+_COMPOSITE_NOISE_CONTROLS = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85"
+_COMPOSITE_NOISE = r"[\p{P}\p{Z}\t\n\v\f\r\x{1c}-\x{1f}\x{85}]"
+_COMPOSITE_SPACE = r"[\p{Z}\t\n\v\f\r\x{1c}-\x{1f}\x{85}]"
+_LEADING_INTEGER = rf"^{_COMPOSITE_SPACE}*0*(?P<size>[0-9]+)"
 
 
 class GtinResult(NamedTuple):
@@ -133,6 +145,109 @@ def normalise_gtin(series: pd.Series, *, check_digit: bool = True) -> GtinResult
     return GtinResult(values=_to_series(values, raw.index), reasons=reasons)
 
 
+class CompositeResult(NamedTuple):
+    """Composite keys after ``normalise_composite``, aligned with its input.
+
+    Attributes:
+        values: keys such as ``rayban|rx5154|2000|53``, <NA> where a part is empty.
+        reasons: why each key is missing, naming the first empty part; <NA> where
+            the key was built.
+    """
+
+    values: pd.Series
+    reasons: pd.Series
+
+
+def normalise_composite(parts: pd.DataFrame) -> CompositeResult:
+    """Build composite frame keys from brand, model, colour code and eye size.
+
+    Each of the first three parts is case-folded (``str.casefold``, so ``ß``
+    matches ``ss``), and whitespace and punctuation are dropped from it, so
+    ``Ray-Ban``, ``RAY BAN`` and ``ray.ban`` all give ``rayban``. The eye size
+    is the leading whole number of its cell without leading zeros, so ``53``,
+    ``53.0``, ``053``, ``53-17-145`` and ``53□17`` all give ``53``. The four
+    parts are joined with ``|``.
+
+    Args:
+        parts: four columns in the order brand, model, colour code, eye size;
+            their names do not matter. Cells are text; <NA> and NaN count as empty.
+
+    Returns:
+        The keys and, for each row without a key, the reason: a part that is
+        empty after dropping whitespace and punctuation, or an eye size that
+        does not start with a digit.
+
+    Raises:
+        ValueError: when ``parts`` does not have exactly four columns.
+    """
+    if parts.shape[1] != len(COMPOSITE_PARTS):
+        raise ValueError(
+            f"a composite key has {len(COMPOSITE_PARTS)} parts (brand, model, colour code, "
+            f"eye size), not {parts.shape[1]}"
+        )
+    names = [str(name) for name in parts.columns]
+    reasons = pd.Series(pd.NA, index=parts.index, dtype=STRING_DTYPE)
+    missing = np.zeros(len(parts), dtype=bool)
+    pieces: list[pa.ChunkedArray | pa.Array] = []
+
+    # Brand, model and colour code: fold case, then drop spaces and punctuation.
+    for position in range(3):
+        raw = _as_string(parts.iloc[:, position])
+        text = pc.replace_substring_regex(_casefold(raw), _COMPOSITE_NOISE, "")
+        empty = _mask(pc.equal(text, ""), default=True)
+        _set_reasons(
+            reasons, empty & ~missing, _part_empty(names[position], int((empty & ~missing).sum()))
+        )
+        missing |= empty
+        pieces.append(pc.cast(text, pa.large_string()))
+
+    # Eye size: the leading whole number of the cell.
+    raw = _as_string(parts.iloc[:, 3])
+    text = pc.fill_null(pa.array(raw), "")
+    size = pc.struct_field(pc.extract_regex(text, _LEADING_INTEGER), [0])
+    blank = _mask(
+        pc.equal(pc.replace_substring_regex(text, _COMPOSITE_NOISE, ""), ""), default=True
+    )
+    no_number = _mask(pc.is_null(size), default=True) & ~blank
+    _set_reasons(reasons, blank & ~missing, _part_empty(names[3], int((blank & ~missing).sum())))
+    _set_reasons(
+        reasons,
+        no_number & ~missing,
+        [
+            f"eye size '{value}' in column {names[3]!r} does not start with a number"
+            for value in raw[no_number & ~missing]
+        ],
+    )
+    missing |= blank | no_number
+    pieces.append(pc.cast(pc.fill_null(size, ""), pa.large_string()))
+
+    joined = pc.binary_join_element_wise(*pieces, pa.scalar(COMPOSITE_SEPARATOR, pa.large_string()))
+    values = pc.if_else(pa.array(~missing), joined, pa.scalar(None, pa.large_string()))
+    return CompositeResult(values=_to_series(values, parts.index), reasons=reasons)
+
+
+def composite_key(
+    brand: str | None,
+    model: str | None,
+    color_code: str | None,
+    eye_size: int | str | None,
+) -> str | None:
+    """Build the composite key of one frame, with the rules of ``normalise_composite``.
+
+    The mirror calls this on Eyekiosk frames, whose ``eye_size`` is an integer,
+    so their keys match the keys that an adapter builds from an export's cells.
+
+    Returns:
+        The key, or None when a part is empty or the eye size does not start
+        with a number.
+    """
+    texts = [_composite_text(part) for part in (brand, model, color_code)]
+    size = _leading_integer(eye_size)
+    if not all(texts) or size is None:
+        return None
+    return COMPOSITE_SEPARATOR.join([*texts, size])
+
+
 def gs1_check_digit(body: str) -> int:
     """Compute the GS1 check digit for the digits of a GTIN without its last digit.
 
@@ -170,6 +285,57 @@ def _as_string(series: pd.Series) -> pd.Series:
     return series.astype(STRING_DTYPE)
 
 
+def _casefold(series: pd.Series) -> pa.ChunkedArray | pa.Array:
+    """Case-fold text like ``str.casefold``, with <NA> as empty text.
+
+    pyarrow's lower-casing equals ``str.casefold`` on ASCII, so only rows with
+    other characters go through Python.
+    """
+    text = pc.fill_null(pa.array(series), "")
+    lowered = pc.utf8_lower(text)
+    ascii_only = _mask(pc.string_is_ascii(text), default=True)
+    if ascii_only.all():
+        return lowered
+    folded = lowered.to_pylist()
+    for position in np.flatnonzero(~ascii_only):
+        folded[position] = series.iloc[position].casefold()
+    return pa.array(folded, type=pa.large_string())
+
+
+def _part_empty(name: str, count: int) -> list[str]:
+    return [f"composite key part {name!r} is empty"] * count
+
+
+def _is_composite_space(character: str) -> bool:
+    return character in _COMPOSITE_NOISE_CONTROLS or unicodedata.category(character)[0] == "Z"
+
+
+def _composite_text(part: str | None) -> str:
+    if part is None:
+        return ""
+    return "".join(
+        c
+        for c in part.casefold()
+        if not (_is_composite_space(c) or unicodedata.category(c)[0] == "P")
+    )
+
+
+def _leading_integer(value: int | str | None) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value) if value >= 0 else None
+    start = 0
+    while start < len(value) and _is_composite_space(value[start]):
+        start += 1
+    end = start
+    while end < len(value) and value[end] in "0123456789":
+        end += 1
+    if end == start:
+        return None
+    return value[start:end].lstrip("0") or "0"
+
+
 def _set_reasons(reasons: pd.Series, mask: np.ndarray, texts: list[str]) -> None:
     if texts:
         reasons.iloc[np.flatnonzero(mask)] = texts
@@ -200,12 +366,17 @@ def _check_digits(padded: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nd
 
 
 __all__ = [
+    "COMPOSITE_PARTS",
+    "COMPOSITE_SEPARATOR",
     "GTIN_LENGTH",
     "STRING_DTYPE",
+    "CompositeResult",
     "GtinResult",
     "SkuCase",
+    "composite_key",
     "gs1_check_digit",
     "gtin14",
+    "normalise_composite",
     "normalise_gtin",
     "normalise_sku",
 ]

@@ -64,6 +64,11 @@ class RunReport:
     updates_rejected: int = 0
     item_rejections: list[ItemRejection] = field(default_factory=list)
     recovered_batches: int = 0
+    netted_frames: int = 0
+    netted_units: int = 0
+    netting: list[dict[str, Any]] = field(default_factory=list)
+    orders: dict[str, Any] | None = None
+    orders_failed: bool = False
     requests: dict[str, int] = field(default_factory=dict)
     plan: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -78,7 +83,14 @@ class RunReport:
     def counts(self) -> dict[str, Any]:
         """Return the counts kept in the run history: no samples, no plan."""
         data = self.as_dict()
-        for bulky in ("plan", "item_rejections", "unknown_key_sample", "ambiguous_key_sample"):
+        bulky_fields = (
+            "plan",
+            "item_rejections",
+            "unknown_key_sample",
+            "ambiguous_key_sample",
+            "netting",
+        )
+        for bulky in bulky_fields:
             data.pop(bulky)
         return data
 
@@ -111,6 +123,24 @@ def format_report(report: RunReport) -> str:
             f"{report.updates_accepted} updated, {report.updates_unchanged} unchanged, "
             f"{report.updates_rejected} rejected, {report.batches_failed} batches failed"
         )
+    if report.netted_units:
+        lines.append(
+            f"  held back {plural(report.netted_units, 'unit', 'units')} on "
+            f"{plural(report.netted_frames, 'frame', 'frames')} sold at the kiosk that the "
+            "source does not count yet"
+        )
+    if report.orders is not None:
+        orders = report.orders
+        if "error" in orders and len(orders) == 1:
+            lines.append(f"  orders    failed: {orders['error']}")
+        else:
+            lines.append(
+                f"  orders    {orders.get('pulled', 0)} pulled, {orders.get('delivered', 0)} "
+                f"delivered, {orders.get('duplicates_skipped', 0)} already delivered, "
+                f"{orders.get('failed', 0)} failed; status updates "
+                f"{orders.get('status_updates_sent', 0)} sent, "
+                f"{orders.get('status_updates_rejected', 0)} rejected"
+            )
     if report.recovered_batches:
         lines.append(
             f"  recovered {report.recovered_batches} unconfirmed batches of an earlier run"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sync.auth import OAuthClientConfig
 from sync.client import PartnerClient, RetryPolicy
-from sync.config import Settings
+from sync.config import JobSettings, Settings
 from sync.errors import ConfigError
 from sync.state import StateStore
 from sync.tokens import OAuthTokenAuth, TokenStore, require_scopes
@@ -46,6 +46,28 @@ def oauth_config(settings: Settings) -> OAuthClientConfig:
         redirect_port=auth.redirect_port,
         timeout=settings.partner.timeout_s,
     )
+
+
+def job_scopes(settings: Settings, jobs: list[JobSettings]) -> dict[str, str]:
+    """Return every scope the given jobs need, mapped to the feature that needs it.
+
+    Raises:
+        ConfigError: when a job's order sink options are invalid.
+    """
+    from sync.orders import open_sink, required_scopes
+    from sync.sources import source_context
+
+    needed = dict(INVENTORY_SCOPES)
+    for job in jobs:
+        if job.orders is None:
+            continue
+        sink = open_sink(job.orders.sink, job=job.name, context=source_context(settings, job))
+        try:
+            prescriptions = sink.wants_prescriptions
+        finally:
+            sink.close()
+        needed.update(required_scopes(job.orders, prescriptions=prescriptions))
+    return needed
 
 
 def open_client(settings: Settings, *, needed: dict[str, str] | None = None) -> PartnerClient:

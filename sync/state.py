@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -32,6 +35,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -52,6 +56,16 @@ log = logging.getLogger("eyekiosk_sync.state")
 GLOBAL_SCOPE = "global"
 FRAMES_WATERMARK = "frames_watermark"
 UPSERT_CHUNK = 2000
+MIRROR_QUERY = "SELECT id, sku, gtin14, quantity, price_cents FROM mirror_frames"
+MIRROR_DTYPES = {
+    "id": "string",
+    "sku": "string",
+    "gtin14": "string",
+    "quantity": "Int64",
+    "price_cents": "Int64",
+}
+# Rowid range read per query when loading the mirror from SQLite.
+MIRROR_READ_CHUNK = 500_000
 
 
 def utcnow() -> datetime:
@@ -173,6 +187,7 @@ class StateStore:
             engine = create_engine(self.url, pool_pre_ping=True)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
+            import sync.order_state  # noqa: F401 - declares the order tables on Base
             Base.metadata.create_all(engine)
         except SQLAlchemyError as error:
             raise StateError(f"cannot open the state database: {error}") from error
@@ -243,24 +258,28 @@ class StateStore:
         """Insert or replace frames in the mirror, in chunks, in one transaction."""
         if not rows:
             return
+        # One statement with many parameter sets is compiled once and cached;
+        # a multi-row VALUES statement was compiled again for every chunk.
+        statement = self._upsert_statement()
         with self.session() as session:
             for start in range(0, len(rows), UPSERT_CHUNK):
                 chunk = rows[start : start + UPSERT_CHUNK]
-                session.execute(self._upsert_statement([_row_dict(row) for row in chunk]))
+                session.execute(statement, [_row_dict(row) for row in chunk])
 
-    def _upsert_statement(self, values: list[dict[str, Any]]) -> Any:
+    def _upsert_statement(self) -> Any:
         dialect = self.engine.dialect.name
+        table = MirrorFrame.__table__
         columns = ("sku", "gtin14", "quantity", "price_cents", "currency", "updated_at")
         if dialect in ("sqlite", "postgresql"):
             insert = sqlite_insert if dialect == "sqlite" else pg_insert
-            statement = insert(MirrorFrame).values(values)
+            statement = insert(table)
             return statement.on_conflict_do_update(
                 index_elements=["id"], set_={name: statement.excluded[name] for name in columns}
             )
         if dialect in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-            statement = mysql_insert(MirrorFrame).values(values)
+            statement = mysql_insert(table)
             return statement.on_duplicate_key_update(
                 {name: statement.inserted[name] for name in columns}
             )
@@ -269,21 +288,35 @@ class StateStore:
     def apply_accepted(
         self, updates: Iterable[tuple[str, int | None, int | None, datetime]]
     ) -> None:
-        """Record accepted inventory updates in the mirror.
+        """Record accepted inventory updates in the mirror, in the order given.
 
         Args:
             updates: (frame id, new quantity or None, new price in cents or None, updated_at).
         """
+        parameters = [
+            {"b_id": frame_id, "b_quantity": quantity, "b_price_cents": price_cents,
+             "b_updated_at": updated_at}
+            for frame_id, quantity, price_cents, updated_at in updates
+        ]  # fmt: skip
+        if not parameters:
+            return
+        # One executemany for every update: a None quantity or price keeps the
+        # stored value through COALESCE. One UPDATE statement per frame made a
+        # 10,000-frame cycle spend seconds here.
+        table = MirrorFrame.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                quantity=func.coalesce(bindparam("b_quantity", type_=Integer), table.c.quantity),
+                price_cents=func.coalesce(
+                    bindparam("b_price_cents", type_=BigInteger), table.c.price_cents
+                ),
+                updated_at=bindparam("b_updated_at"),
+            )
+        )
         with self.session() as session:
-            for frame_id, quantity, price_cents, updated_at in updates:
-                values: dict[str, Any] = {"updated_at": updated_at}
-                if quantity is not None:
-                    values["quantity"] = quantity
-                if price_cents is not None:
-                    values["price_cents"] = price_cents
-                session.execute(
-                    update(MirrorFrame).where(MirrorFrame.id == frame_id).values(values)
-                )
+            session.execute(statement, parameters)
 
     def delete_frames_not_in(self, keep_ids: set[str]) -> int:
         """Delete mirror frames whose id is not in ``keep_ids``; return how many went."""
@@ -301,22 +334,20 @@ class StateStore:
 
     def load_mirror(self) -> pd.DataFrame:
         """Return the mirror as a DataFrame with id, sku, gtin14, quantity, price_cents."""
-        query = "SELECT id, sku, gtin14, quantity, price_cents FROM mirror_frames"
         with self.engine.connect() as connection:
-            if self.engine.dialect.name == "sqlite":
-                # The sqlite3 connection itself skips SQLAlchemy's per-row processing.
-                frame = pd.read_sql_query(query, connection.connection.driver_connection)  # type: ignore[arg-type]
-            else:
-                frame = pd.read_sql_query(text(query), connection)
-        return frame.astype(
-            {
-                "id": "string",
-                "sku": "string",
-                "gtin14": "string",
-                "quantity": "Int64",
-                "price_cents": "Int64",
-            }
-        )
+            if self.engine.dialect.name != "sqlite":
+                frame = pd.read_sql_query(text(MIRROR_QUERY), connection)
+                return frame.astype(MIRROR_DTYPES)
+            driver_connection = connection.connection.driver_connection
+            try:
+                return _load_sqlite_mirror(driver_connection)  # type: ignore[arg-type]
+            except sqlite3.OperationalError as error:
+                if "json_group_array" not in str(error):
+                    raise
+            # SQLite before 3.38 may lack the JSON functions. The sqlite3
+            # connection itself still skips SQLAlchemy's per-row processing.
+            frame = pd.read_sql_query(MIRROR_QUERY, driver_connection)  # type: ignore[arg-type]
+        return frame.astype(MIRROR_DTYPES)
 
     # Runs
 
@@ -431,6 +462,44 @@ class StateStore:
             statement = statement.where(Batch.job == job)
         with self.session() as session:
             return {status: int(count) for status, count in session.execute(statement).all()}
+
+
+def _load_sqlite_mirror(connection: sqlite3.Connection) -> pd.DataFrame:
+    """Read the mirror from SQLite one column at a time, as JSON arrays.
+
+    ``json_group_array`` builds each column in C and ``json.loads`` decodes it
+    in C, where fetching rows makes a Python tuple per row: at 1,000,000 frames
+    this takes about half the time of ``pd.read_sql_query``. Rows are read in
+    rowid ranges, so no JSON text grows beyond ``MIRROR_READ_CHUNK`` rows.
+
+    Raises:
+        sqlite3.OperationalError: when this SQLite lacks ``json_group_array``.
+    """
+    names = list(MIRROR_DTYPES)
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    aggregates = ", ".join(f"json_group_array({name})" for name in names)
+    # All aggregates of one SELECT see the rows in the same order.
+    query = f"SELECT {aggregates} FROM mirror_frames WHERE rowid >= ? AND rowid < ?"  # noqa: S608 - constant names
+    first, last = connection.execute("SELECT min(rowid), max(rowid) FROM mirror_frames").fetchone()
+    if first is not None:
+        for start in range(first, last + 1, MIRROR_READ_CHUNK):
+            texts = connection.execute(query, (start, start + MIRROR_READ_CHUNK)).fetchone()
+            for name, text in zip(names, texts, strict=True):
+                columns[name].extend(json.loads(text))
+    return pd.DataFrame(
+        {name: _extension_array(values, MIRROR_DTYPES[name]) for name, values in columns.items()}
+    )
+
+
+def _extension_array(values: list[Any], dtype: str) -> pd.api.extensions.ExtensionArray:
+    """Convert a list of str or int (None for null) to a "string" or "Int64" array via Arrow.
+
+    Arrow converts a million values about four times faster than ``pd.array``.
+    """
+    if dtype == "string":
+        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+    integers = pa.array(values, type=pa.int64())
+    return pd.arrays.IntegerArray(np.asarray(integers.fill_null(0)), np.asarray(integers.is_null()))
 
 
 def _row_dict(row: MirrorRow) -> dict[str, Any]:

@@ -69,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of the random choices, for repeatable runs",
     )
 
+    parser.add_argument(
+        "--orders-per-minute",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="create N simulated kiosk sales per minute in the background, "
+        "repeatable with --seed (default 0: none)",
+    )
+
     # OAuth
     parser.add_argument(
         "--auto-consent",
@@ -121,6 +130,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             token_ttl=args.token_ttl,
             seed=args.seed,
             allow_remote=args.allow_remote,
+            orders_per_minute=args.orders_per_minute,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

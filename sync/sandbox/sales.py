@@ -6,13 +6,18 @@ none belongs to a real person.
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from sync.sandbox.catalogue import FrameCatalogue, frame_id, frame_number
 from sync.sandbox.orders import Order, OrderBook, OrderLine
 from sync.sandbox.webhooks import WebhookHub
+
+logger = logging.getLogger("sync.sandbox.sales")
 
 FIRST_NAMES = ("Avery", "Jordan", "Riley", "Morgan", "Casey", "Quinn", "Harper", "Rowan")
 LAST_NAMES = ("Lindqvist", "Okafor", "Moreau", "Tanaka", "Castillo", "Novak", "Brennan")
@@ -124,3 +129,65 @@ class SaleSimulator:
         self._hub.emit("order.created", {"order_id": order.id})
         self._hub.emit("inventory.updated", {"frame_ids": [frame["id"]]})
         return order
+
+
+class SalesGenerator:
+    """Creates one simulated sale every ``60 / orders_per_minute`` seconds on a background thread.
+
+    The sales come from the store's seeded ``SaleSimulator`` at fixed intervals,
+    so a sandbox started with the same seed makes the same sales in the same
+    order. A sale that finds nothing in stock is logged and skipped.
+
+    Args:
+        sell: creates one sale, normally ``SandboxStore.create_sales``.
+        orders_per_minute: the rate; more than 0.
+    """
+
+    def __init__(self, sell: Callable[[], object], orders_per_minute: float) -> None:
+        if orders_per_minute <= 0:
+            raise ValueError(f"orders_per_minute must be more than 0, got {orders_per_minute}")
+        self.interval_s = 60.0 / orders_per_minute
+        self.created = 0
+        self._sell = sell
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the generator thread is running."""
+        return self._thread is not None
+
+    def start(self) -> None:
+        """Start creating sales.
+
+        Raises:
+            RuntimeError: the generator is already running.
+        """
+        if self._thread is not None:
+            raise RuntimeError("the sales generator is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sandbox-sales", daemon=True)
+        self._thread.start()
+        logger.info("sandbox.sales.started interval_s=%.3f", self.interval_s)
+
+    def stop(self) -> None:
+        """Stop creating sales and wait for the thread.
+
+        Raises:
+            RuntimeError: the generator is not running.
+        """
+        if self._thread is None:
+            raise RuntimeError("the sales generator is not running")
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        logger.info("sandbox.sales.stopped created=%d", self.created)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self._sell()
+            except LookupError as exc:
+                logger.warning("sandbox.sales.skipped reason=%s", exc)
+                continue
+            self.created += 1

@@ -195,6 +195,7 @@ def serve(
     token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL,
     seed: int = DEFAULT_SEED,
     allow_remote: bool = False,
+    orders_per_minute: float = 0.0,
 ) -> None:
     """Seed a sandbox and serve it in the foreground until interrupted (Ctrl+C or SIGTERM).
 
@@ -210,6 +211,7 @@ def serve(
         token_ttl: access token lifetime in seconds.
         seed: seed of every random choice.
         allow_remote: allow a non-loopback host.
+        orders_per_minute: rate of simulated kiosk sales while serving; 0 makes none.
 
     Raises:
         ValueError: host is not loopback without allow_remote, or options are invalid.
@@ -224,16 +226,19 @@ def serve(
         client_secret=client_secret,
         token_ttl=token_ttl,
         auto_consent=auto_consent,
+        orders_per_minute=orders_per_minute,
     )
     store = SandboxStore(options)
     store.start()
     logger.info(
-        "sandbox.server.serving host=%s port=%d frames=%d client_id=%s auto_consent=%s",
+        "sandbox.server.serving host=%s port=%d frames=%d client_id=%s auto_consent=%s "
+        "orders_per_minute=%s",
         host,
         port,
         len(store.catalogue),
         client_id,
         auto_consent,
+        orders_per_minute,
     )
     try:
         uvicorn.Server(_uvicorn_config(store, host, port)).run()

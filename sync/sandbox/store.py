@@ -20,7 +20,7 @@ from sync.sandbox.faults import FaultInjector, make_rule
 from sync.sandbox.inventory import InventoryDesk, parse_price_cents
 from sync.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, OAuthServer
 from sync.sandbox.orders import OrderBook
-from sync.sandbox.sales import SaleSimulator
+from sync.sandbox.sales import SalesGenerator, SaleSimulator
 from sync.sandbox.seeding import (
     DEFAULT_CHANGE_SHARE,
     DEFAULT_SEED,
@@ -52,6 +52,8 @@ class SandboxOptions:
         client_secret: its secret.
         token_ttl: access token lifetime in seconds.
         auto_consent: approve authorization requests without the consent page.
+        orders_per_minute: rate of simulated kiosk sales made in the background
+            while the store runs; 0 makes none.
     """
 
     seed_csv: Path | None = None
@@ -62,6 +64,7 @@ class SandboxOptions:
     client_secret: str = DEFAULT_CLIENT_SECRET
     token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     auto_consent: bool = False
+    orders_per_minute: float = 0.0
 
     def __post_init__(self) -> None:
         if self.seed_csv is not None and not isinstance(self.seed_csv, Path):
@@ -73,12 +76,15 @@ class SandboxOptions:
             raise ValueError(f"change_share {self.change_share} is outside 0..1")
         if self.token_ttl < 1:
             raise ValueError(f"token_ttl {self.token_ttl} must be at least 1 second")
+        if self.orders_per_minute < 0:
+            raise ValueError(f"orders_per_minute {self.orders_per_minute} must not be negative")
 
     def __repr__(self) -> str:
         return (
             f"SandboxOptions(seed_csv={self.seed_csv!r}, change_share={self.change_share}, "
             f"frames={self.frames}, seed={self.seed}, client_id={self.client_id!r}, "
-            f"token_ttl={self.token_ttl}, auto_consent={self.auto_consent})"
+            f"token_ttl={self.token_ttl}, auto_consent={self.auto_consent}, "
+            f"orders_per_minute={self.orders_per_minute})"
         )
 
 
@@ -105,6 +111,11 @@ class SandboxStore:
         self.faults = FaultInjector()
         self.inventory = InventoryDesk(self.catalogue, self.webhooks, self.clock)
         self.sales = SaleSimulator(self.catalogue, self.orders, self.webhooks, self.options.seed)
+        self.sales_generator: SalesGenerator | None = None
+        if self.options.orders_per_minute > 0:
+            self.sales_generator = SalesGenerator(
+                lambda: self.create_sales(1), self.options.orders_per_minute
+            )
         self._counts_lock = threading.Lock()
         self._api_counts: Counter[str] = Counter()
         self._token_endpoint_count = 0
@@ -124,11 +135,15 @@ class SandboxStore:
         self.catalogue.load(frames)
 
     def start(self) -> None:
-        """Start the webhook delivery thread."""
+        """Start the webhook delivery thread and, when configured, the sales generator."""
         self.webhooks.start()
+        if self.sales_generator is not None:
+            self.sales_generator.start()
 
     def close(self) -> None:
-        """Deliver queued webhooks and stop the delivery thread."""
+        """Stop the sales generator, deliver queued webhooks and stop the delivery thread."""
+        if self.sales_generator is not None and self.sales_generator.running:
+            self.sales_generator.stop()
         self.webhooks.stop()
 
     def reset(self, *, reseed: bool = True) -> None:

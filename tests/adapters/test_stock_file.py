@@ -124,6 +124,51 @@ def test_read_us_upc_and_de_ean_same_keys() -> None:
     pd.testing.assert_frame_equal(us.rows, de.rows)
 
 
+def test_read_us_and_de_composite_same_keys() -> None:
+    """Brand, model, colour code and eye size give the same keys in both exports.
+
+    The German file writes the size as ``53-17-145`` under ``Größe``.
+    """
+    us_parts = ["Brand", "Model", "Color Code", "Eye"]
+    de_parts = ["Marke", "Modell", "Farbcode", "Größe"]
+    us = read({**US, "key_type": "composite", "columns": {**US["columns"], "key": us_parts}})
+    de = read({**DE, "key_type": "composite", "columns": {**DE["columns"], "key": de_parts}})
+
+    assert us.rejections == []
+    assert de.rejections == []
+    assert row(us, "rayban|rx5154|2000|53")[PRICE_CENTS] == 28899
+    pd.testing.assert_frame_equal(us.rows, de.rows)
+
+
+def test_read_composite_empty_part_rejected(tmp_path: Path) -> None:
+    """A row without a colour code is rejected, naming the column."""
+    name = write_csv(
+        tmp_path, "Brand,Model,Color,Eye,Qty\nRay-Ban,RX5154,,53,1\nRay-Ban,RX5154,2000,53,2\n"
+    )
+    options = {
+        "path": name,
+        "key_type": "composite",
+        "columns": {"key": ["Brand", "Model", "Color", "Eye"], "quantity": "Qty"},
+    }
+
+    result = read(options, tmp_path)
+
+    assert result.rows[KEY].tolist() == ["rayban|rx5154|2000|53"]
+    assert [r.location for r in result.rejections] == ["stock.csv:2"]
+    assert "part 'Color' is empty" in result.rejections[0].reason
+
+
+def test_read_scientific_barcode_reason(tmp_path: Path) -> None:
+    """A barcode that a spreadsheet wrote in scientific notation is rejected as such."""
+    name = write_csv(tmp_path, "UPC,Qty\n8.05289E+12,1\n8052892140274.0,1\n")
+    options = {"path": name, "key_type": "barcode", "columns": {"key": "UPC", "quantity": "Qty"}}
+
+    result = read(options, tmp_path)
+
+    assert "scientific notation" in result.rejections[0].reason
+    assert "decimal part" in result.rejections[1].reason
+
+
 def test_read_woocommerce_availability() -> None:
     """WooCommerce rows with an empty Stock take quantity 1 from In stock? = 1."""
     result = read(WOOCOMMERCE)
@@ -552,6 +597,8 @@ def test_read_auto_falls_back_to_c(tmp_path: Path, caplog: pytest.LogCaptureFixt
         ({"encoding": "latin-9000"}, "unknown encoding"),
         ({"decimal": ",", "thousands": ","}, "thousands and decimal"),
         ({"key_type": "barcode", "columns": {"key": ["a", "b"], "quantity": "q"}}, "one column"),
+        ({"key_type": "composite", "columns": {"key": ["a", "b"], "quantity": "q"}}, "4 columns"),
+        ({"key_type": "composite"}, "4 columns"),
         ({"empty_quantity": "availability"}, "needs an [availability] table"),
         ({"availability": {"column": "s"}}, 'only with empty_quantity = "availability"'),
         ({"unknown": 1}, "Extra inputs are not permitted"),
@@ -561,6 +608,8 @@ def test_read_auto_falls_back_to_c(tmp_path: Path, caplog: pytest.LogCaptureFixt
         "encoding",
         "same-separators",
         "barcode-list",
+        "composite-two-columns",
+        "composite-one-column",
         "no-availability",
         "unused-availability",
         "extra-key",

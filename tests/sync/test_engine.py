@@ -229,7 +229,7 @@ def test_engine_crash_mid_post_converges(tmp_path: Path, sandbox: SandboxServer)
     store = sandbox.store
     assert store is not None
     before = len(store.inventory_batches())
-    store.inject_fault("latency", 3, latency_ms=1500, paths=["/api/v1/partner/inventory"])
+    store.inject_fault("latency", 3, latency_ms=3000, paths=["/api/v1/partner/inventory"])
 
     process = subprocess.Popen(
         [sys.executable, "-m", "sync.cli", "--config", str(installation.config_path), "sync"],

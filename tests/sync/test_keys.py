@@ -1,4 +1,4 @@
-"""Tests of key normalisation: SKUs and GTIN barcodes."""
+"""Tests of key normalisation: SKUs, GTIN barcodes and composite frame keys."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sync.keys import STRING_DTYPE, gs1_check_digit, gtin14, normalise_gtin, normalise_sku
+from sync.keys import (
+    STRING_DTYPE,
+    composite_key,
+    gs1_check_digit,
+    gtin14,
+    normalise_composite,
+    normalise_gtin,
+    normalise_sku,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -155,3 +163,104 @@ def test_normalise_gtin_million_rows_fast() -> None:
     assert not result.invalid.any()
     # NOTE: a generous bound for slow CI machines; it takes about 0.3 s on 2 cores.
     assert elapsed < 5
+
+
+# Composite keys
+
+
+def _parts(*rows: tuple[object, object, object, object]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["Brand", "Model", "Color Code", "Eye"]).astype(STRING_DTYPE)
+
+
+@pytest.mark.parametrize(
+    ("eye", "expected"),
+    [
+        ("53", "53"),
+        ("53.0", "53"),
+        ("053", "53"),
+        ("53-17-145", "53"),
+        ("53□17", "53"),
+        (" 53 ", "53"),
+        ("0", "0"),
+    ],
+    ids=["plain", "float", "leading-zero", "de-size", "box-glyph", "spaces", "zero"],
+)
+def test_normalise_composite_eye_size(eye: str, expected: str) -> None:
+    """The eye size part is the leading whole number of its cell."""
+    result = normalise_composite(_parts(("Ray-Ban", "RX5154", "2000", eye)))
+
+    assert result.values[0] == f"rayban|rx5154|2000|{expected}"
+    assert pd.isna(result.reasons[0])
+
+
+def test_normalise_composite_folds_case_and_punctuation() -> None:
+    """Case, whitespace and punctuation differences give the same key."""
+    result = normalise_composite(
+        _parts(
+            ("Ray-Ban", "RX5154", "2000", "53"),
+            ("RAY BAN", "rx 5154", " 2000 ", "53"),
+            ("ray.ban", "RX-5154", "2.000", "53.0"),
+        )
+    )
+
+    assert result.values.tolist() == ["rayban|rx5154|2000|53"] * 3
+
+
+def test_normalise_composite_casefold_non_ascii() -> None:
+    """Non-ASCII text is case-folded like str.casefold, so ß matches SS."""
+    result = normalise_composite(
+        _parts(("Straße", "Ærø", "GRÜN", "50"), ("STRASSE", "ærø", "grün", "50"))
+    )
+
+    assert result.values.tolist() == ["strasse|ærø|grün|50", "strasse|ærø|grün|50"]
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        ((None, "RX5154", "2000", "53"), "part 'Brand' is empty"),
+        (("Ray-Ban", "", "2000", "53"), "part 'Model' is empty"),
+        (("Ray-Ban", "RX5154", " - ", "53"), "part 'Color Code' is empty"),
+        (("Ray-Ban", "RX5154", "2000", ""), "part 'Eye' is empty"),
+        (("Ray-Ban", "RX5154", "2000", "large"), "eye size 'large' in column 'Eye' does not start"),
+    ],
+    ids=["brand-missing", "model-empty", "colour-punctuation-only", "eye-empty", "eye-text"],
+)
+def test_normalise_composite_missing_part(row: tuple[object, ...], fragment: str) -> None:
+    """A row with an empty part or an eye size without a number has no key and a reason."""
+    result = normalise_composite(_parts(row))  # type: ignore[arg-type]
+
+    assert pd.isna(result.values[0])
+    assert fragment in str(result.reasons[0])
+
+
+def test_normalise_composite_needs_four_columns() -> None:
+    """Three columns raise ValueError."""
+    with pytest.raises(ValueError, match="4 parts"):
+        normalise_composite(pd.DataFrame({"a": ["x"], "b": ["y"], "c": ["z"]}))
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        ("Ray-Ban", "RX5154", "2000", "53-17-145"),
+        ("RAY BAN", "rx 5154", "2000", "053.0"),
+        ("Straße", "M\u00a01", "ß", "50"),
+        ("Oakley", "OX8046", "0157", "57□16"),
+        ("", "RX5154", "2000", "53"),
+        ("Ray-Ban", "RX5154", "2000", "large"),
+        ("Ray-Ban", "RX5154", "...", "53"),
+    ],
+)
+def test_composite_key_matches_vectorised(row: tuple[str, str, str, str]) -> None:
+    """composite_key gives what normalise_composite gives for the same cells."""
+    vectorised = normalise_composite(_parts(row)).values[0]
+
+    assert composite_key(*row) == (None if pd.isna(vectorised) else vectorised)
+
+
+def test_composite_key_integer_eye_size() -> None:
+    """An Eyekiosk frame's integer eye size gives the same key as the export's cell."""
+    assert composite_key("Ray-Ban", "RX5154", "2000", 53) == "rayban|rx5154|2000|53"
+    assert composite_key("Ray-Ban", "RX5154", None, 53) is None
+    assert composite_key("Ray-Ban", "RX5154", "2000", None) is None

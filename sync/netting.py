@@ -1,0 +1,87 @@
+"""No oversell: hold back kiosk sales that the practice's stock export does not count yet.
+
+A kiosk sale lowers the frame's quantity on Eyekiosk at once, but the
+practice's export counts it only after its system books the order. A push
+from the stale export in between would put the sold unit back on sale. So,
+before the diff, the engine subtracts each frame's unsettled units from the
+export's quantity (floored at 0).
+
+The rule. An order line counts as unsettled when its order is in
+``delivered_orders`` for the job, its last known status is not ``cancelled``,
+and:
+
+* the sink can tell which orders are booked (``OrderSink.booked_orders``
+  returned a set): the order is not in that set, whatever its age;
+* the sink cannot tell (None): the order was not delivered yet, whatever its
+  age, or it was created less than ``settle_minutes`` before ``now``.
+
+An order that failed to reach the sink is counted even though the brief
+mentions only delivered orders, because the practice's system cannot have
+booked an order it never received. A booked order stops netting at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from adapters.base import QUANTITY
+from sync.order_state import sold_lines
+from sync.state import StateStore
+
+FRAME_ID = "frame_id"
+NETTED = "netted"
+SOURCE_QUANTITY = "source_quantity"
+
+
+def unsettled_sales(
+    store: StateStore,
+    job_name: str,
+    *,
+    now: datetime,
+    settle_minutes: float,
+    booked: set[str] | None,
+) -> pd.Series:
+    """Return the kiosk units per frame that the practice's export may not count yet.
+
+    See the module docstring for the rule.
+
+    Args:
+        store: the open state store.
+        job_name: the job whose pulled orders count.
+        now: the aware current time.
+        settle_minutes: how long an order nets when the sink cannot tell whether
+            it was booked.
+        booked: ids of orders that the practice's system booked, or None when the
+            sink cannot tell.
+
+    Returns:
+        Units to subtract, indexed by frame id (name ``frame_id``), Int64, only
+        frames with more than 0, sorted by frame id.
+    """
+    lines = sold_lines(store, job_name)
+    if booked is None:
+        window_start = now - timedelta(minutes=settle_minutes)
+        unsettled = lines.loc[(~lines["delivered"]) | (lines["created_at"] > window_start)]
+    else:
+        unsettled = lines.loc[~lines["order_id"].isin(list(booked))]
+
+    netted = unsettled.groupby(FRAME_ID)[QUANTITY].sum().astype("Int64")
+    netted = netted.loc[netted > 0].sort_index()
+    netted.index = netted.index.astype("string")
+    netted.index.name = FRAME_ID
+    netted.name = NETTED
+    return netted
+
+
+def netting_candidates(store: StateStore, job_name: str) -> list[str]:
+    """Return the order ids to ask ``OrderSink.booked_orders`` about: every order that may net."""
+    lines = sold_lines(store, job_name)
+    return sorted(set(lines["order_id"].dropna()))
+
+
+__all__ = [
+    "netting_candidates",
+    "unsettled_sales",
+]
