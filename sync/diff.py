@@ -10,17 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from adapters.base import KEY, PRICE_CENTS, QUANTITY
 
 FRAME_ID = "frame_id"
 OLD_QUANTITY = "old_quantity"
 OLD_PRICE_CENTS = "old_price_cents"
-MatchOn = Literal["sku", "upc"]
+MatchOn = Literal["sku", "upc", "composite"]
 Missing = Literal["ignore", "zero"]
 
-MIRROR_KEY_COLUMN: dict[str, str] = {"sku": "sku", "upc": "gtin14"}
+MIRROR_KEY_COLUMN: dict[str, str] = {"sku": "sku", "upc": "gtin14", "composite": "composite"}
 
 
 @dataclass(slots=True)
@@ -59,7 +62,8 @@ def compute_changes(
     Args:
         source: normalised source rows (key, quantity, price_cents), keys unique.
         mirror: frames as ``StateStore.load_mirror`` returns them.
-        match_on: compare the source key with the frame's SKU or its GTIN-14.
+        match_on: compare the source key with the frame's SKU, its GTIN-14, or its
+            composite key (brand, model, colour code and eye size).
         missing: "zero" sets frames that the source lacks to quantity 0;
             "ignore" leaves them alone.
         update_price: compare and send prices; False sends quantities only.
@@ -84,10 +88,10 @@ def compute_changes(
     repeated = remote[KEY].duplicated(keep=False)
     ambiguous = remote.loc[repeated, KEY]
     remote = remote.loc[~repeated]
-    ambiguous_in_source = source.loc[source[KEY].isin(ambiguous), KEY]
+    ambiguous_in_source = source.loc[_isin(source[KEY], ambiguous), KEY]
 
     joined = source.merge(remote, on=KEY, how="left", indicator=True)
-    unknown = joined.loc[(joined["_merge"] == "left_only") & ~joined[KEY].isin(ambiguous), KEY]
+    unknown = joined.loc[(joined["_merge"] == "left_only") & ~_isin(joined[KEY], ambiguous), KEY]
     matched = joined.loc[joined["_merge"] == "both"].drop(columns="_merge")
 
     netting: list[dict[str, object]] = []
@@ -97,7 +101,7 @@ def compute_changes(
     changes = _changed_fields(matched, update_price=update_price)
     zeroed = 0
     if missing == "zero":
-        absent = remote.loc[~remote[KEY].isin(source[KEY]) & (remote[OLD_QUANTITY] != 0)]
+        absent = remote.loc[~_isin(remote[KEY], source[KEY]) & (remote[OLD_QUANTITY] != 0)]
         zeroed = len(absent)
         changes = pd.concat([changes, _zero_rows(absent)], ignore_index=True)
 
@@ -135,6 +139,24 @@ def _net_out(
         )
     ]
     return matched.assign(**{QUANTITY: lowered}), netting
+
+
+def _isin(values: pd.Series, candidates: pd.Series) -> np.ndarray:
+    """Return a mask of the ``values`` that occur in ``candidates``, like ``Series.isin``.
+
+    For two string Series, Arrow's ``is_in`` does the work: ``Series.isin`` on
+    pyarrow-backed strings took about 5 s for a million values against a
+    million candidates in pandas 3.1, ``is_in`` about 0.2 s. As with ``isin``,
+    a missing value matches a missing candidate.
+    """
+    if not (
+        isinstance(values.dtype, pd.StringDtype) and isinstance(candidates.dtype, pd.StringDtype)
+    ):
+        return values.isin(candidates).to_numpy(dtype=bool)
+    value_array = pa.array(values.array, type=pa.large_string(), from_pandas=True)
+    candidate_array = pa.array(candidates.array, type=pa.large_string(), from_pandas=True)
+    found = pc.is_in(value_array, value_set=candidate_array, skip_nulls=False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _changed_fields(matched: pd.DataFrame, *, update_price: bool) -> pd.DataFrame:

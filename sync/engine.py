@@ -31,7 +31,13 @@ import pandas as pd
 from adapters.base import KEY, PRICE_CENTS, QUANTITY
 from sync.client import PartnerClient
 from sync.config import JobSettings, Settings
-from sync.diff import FRAME_ID, OLD_PRICE_CENTS, OLD_QUANTITY, compute_changes
+from sync.diff import (
+    FRAME_ID,
+    MIRROR_KEY_COLUMN,
+    OLD_PRICE_CENTS,
+    OLD_QUANTITY,
+    compute_changes,
+)
 from sync.errors import (
     ConfigError,
     PartnerAPIError,
@@ -154,7 +160,7 @@ class SyncEngine:
                 overlap_s=self.settings.mirror.overlap_s,
                 full=every > 0 and cycles % every == 0,
             )
-            mirror = self.store.load_mirror()
+            mirror = self.store.load_mirror(MIRROR_KEY_COLUMN[job.match_on])
         report.mirror_full_rescan = refresh.full
         report.mirror_fetched = refresh.fetched
         report.mirror_size = len(mirror)

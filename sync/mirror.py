@@ -23,7 +23,7 @@ from decimal import Decimal
 import pandas as pd
 
 from sync.client import PartnerClient
-from sync.keys import STRING_DTYPE, normalise_gtin
+from sync.keys import STRING_DTYPE, composite_key, normalise_gtin
 from sync.models import Frame
 from sync.state import MirrorRow, StateStore
 
@@ -71,6 +71,7 @@ def frames_to_rows(frames: Sequence[Frame]) -> list[MirrorRow]:
             id=frame.id,
             sku=frame.sku,
             gtin14=None if pd.isna(gtin) else str(gtin),
+            composite=composite_key(frame.brand, frame.model, frame.color_code, frame.eye_size),
             quantity=frame.quantity,
             price_cents=None if frame.price is None else int(frame.price * Decimal(100)),
             currency=frame.currency,

@@ -5,7 +5,8 @@ state folder is the default; any SQLAlchemy URL works. The store keeps ids,
 keys, counts and timestamps only: no tokens and no patient data.
 
 Tables:
-    mirror_frames   the local copy of Eyekiosk's frames (id, sku, gtin14, quantity, price)
+    mirror_frames   the local copy of Eyekiosk's frames (id, sku, gtin14, composite key,
+                    quantity, price)
     bookmarks       named values per scope, e.g. the frames watermark or a job's cycle count
     runs            one row per cycle: start, end, outcome, counts, error
     batches         the plan/apply journal: each inventory batch with its idempotency
@@ -40,6 +41,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
     text,
     update,
@@ -56,11 +58,12 @@ log = logging.getLogger("eyekiosk_sync.state")
 GLOBAL_SCOPE = "global"
 FRAMES_WATERMARK = "frames_watermark"
 UPSERT_CHUNK = 2000
-MIRROR_QUERY = "SELECT id, sku, gtin14, quantity, price_cents FROM mirror_frames"
+MIRROR_KEY_COLUMNS = ("sku", "gtin14", "composite")
 MIRROR_DTYPES = {
     "id": "string",
     "sku": "string",
     "gtin14": "string",
+    "composite": "string",
     "quantity": "Int64",
     "price_cents": "Int64",
 }
@@ -82,6 +85,7 @@ class MirrorFrame(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sku: Mapped[str] = mapped_column(String(128), index=True)
     gtin14: Mapped[str | None] = mapped_column(String(14), index=True)
+    composite: Mapped[str | None] = mapped_column(String(255), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
     price_cents: Mapped[int | None] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -139,6 +143,7 @@ class MirrorRow:
     id: str
     sku: str
     gtin14: str | None
+    composite: str | None
     quantity: int
     price_cents: int | None
     currency: str
@@ -188,7 +193,9 @@ class StateStore:
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             import sync.order_state  # noqa: F401 - declares the order tables on Base
+
             Base.metadata.create_all(engine)
+            _add_missing_mirror_columns(engine)
         except SQLAlchemyError as error:
             raise StateError(f"cannot open the state database: {error}") from error
         self._engine = engine
@@ -269,7 +276,15 @@ class StateStore:
     def _upsert_statement(self) -> Any:
         dialect = self.engine.dialect.name
         table = MirrorFrame.__table__
-        columns = ("sku", "gtin14", "quantity", "price_cents", "currency", "updated_at")
+        columns = (
+            "sku",
+            "gtin14",
+            "composite",
+            "quantity",
+            "price_cents",
+            "currency",
+            "updated_at",
+        )
         if dialect in ("sqlite", "postgresql"):
             insert = sqlite_insert if dialect == "sqlite" else pg_insert
             statement = insert(table)
@@ -332,22 +347,34 @@ class StateStore:
         with self.session() as session:
             return int(session.scalar(select(func.count()).select_from(MirrorFrame)) or 0)
 
-    def load_mirror(self) -> pd.DataFrame:
-        """Return the mirror as a DataFrame with id, sku, gtin14, quantity, price_cents."""
+    def load_mirror(self, key_column: str | None = None) -> pd.DataFrame:
+        """Return the mirror as a DataFrame: id, the key columns, quantity, price_cents.
+
+        Args:
+            key_column: load only this key column (sku, gtin14 or composite)
+                instead of all three, which saves time and memory at scale.
+        """
+        keys = MIRROR_KEY_COLUMNS if key_column is None else (key_column,)
+        dtypes = {
+            name: dtype
+            for name, dtype in MIRROR_DTYPES.items()
+            if name not in MIRROR_KEY_COLUMNS or name in keys
+        }
+        query = f"SELECT {', '.join(dtypes)} FROM mirror_frames"  # noqa: S608 - constant names
         with self.engine.connect() as connection:
             if self.engine.dialect.name != "sqlite":
-                frame = pd.read_sql_query(text(MIRROR_QUERY), connection)
-                return frame.astype(MIRROR_DTYPES)
+                frame = pd.read_sql_query(text(query), connection)
+                return frame.astype(dtypes)
             driver_connection = connection.connection.driver_connection
             try:
-                return _load_sqlite_mirror(driver_connection)  # type: ignore[arg-type]
+                return _load_sqlite_mirror(driver_connection, dtypes)  # type: ignore[arg-type]
             except sqlite3.OperationalError as error:
                 if "json_group_array" not in str(error):
                     raise
             # SQLite before 3.38 may lack the JSON functions. The sqlite3
             # connection itself still skips SQLAlchemy's per-row processing.
-            frame = pd.read_sql_query(MIRROR_QUERY, driver_connection)  # type: ignore[arg-type]
-        return frame.astype(MIRROR_DTYPES)
+            frame = pd.read_sql_query(query, driver_connection)  # type: ignore[arg-type]
+        return frame.astype(dtypes)
 
     # Runs
 
@@ -464,7 +491,26 @@ class StateStore:
             return {status: int(count) for status, count in session.execute(statement).all()}
 
 
-def _load_sqlite_mirror(connection: sqlite3.Connection) -> pd.DataFrame:
+def _add_missing_mirror_columns(engine: Engine) -> None:
+    """Add mirror columns that a state database made by an earlier version lacks.
+
+    A new key column is empty for the frames already mirrored, so the frames
+    watermark is dropped too: the next cycle reads every frame and fills it.
+    """
+    present = {column["name"] for column in inspect(engine).get_columns("mirror_frames")}
+    if "composite" in present:
+        return
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE mirror_frames ADD COLUMN composite VARCHAR(255)"))
+        connection.execute(
+            delete(Bookmark).where(
+                Bookmark.scope == GLOBAL_SCOPE, Bookmark.name == FRAMES_WATERMARK
+            )
+        )
+    log.info("state.upgraded added mirror_frames.composite; the next cycle rescans every frame")
+
+
+def _load_sqlite_mirror(connection: sqlite3.Connection, dtypes: dict[str, str]) -> pd.DataFrame:
     """Read the mirror from SQLite one column at a time, as JSON arrays.
 
     ``json_group_array`` builds each column in C and ``json.loads`` decodes it
@@ -475,7 +521,7 @@ def _load_sqlite_mirror(connection: sqlite3.Connection) -> pd.DataFrame:
     Raises:
         sqlite3.OperationalError: when this SQLite lacks ``json_group_array``.
     """
-    names = list(MIRROR_DTYPES)
+    names = list(dtypes)
     columns: dict[str, list[Any]] = {name: [] for name in names}
     aggregates = ", ".join(f"json_group_array({name})" for name in names)
     # All aggregates of one SELECT see the rows in the same order.
@@ -487,7 +533,7 @@ def _load_sqlite_mirror(connection: sqlite3.Connection) -> pd.DataFrame:
             for name, text in zip(names, texts, strict=True):
                 columns[name].extend(json.loads(text))
     return pd.DataFrame(
-        {name: _extension_array(values, MIRROR_DTYPES[name]) for name, values in columns.items()}
+        {name: _extension_array(values, dtypes[name]) for name, values in columns.items()}
     )
 
 
@@ -507,6 +553,7 @@ def _row_dict(row: MirrorRow) -> dict[str, Any]:
         "id": row.id,
         "sku": row.sku,
         "gtin14": row.gtin14,
+        "composite": row.composite,
         "quantity": row.quantity,
         "price_cents": row.price_cents,
         "currency": row.currency,

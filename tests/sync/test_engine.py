@@ -18,7 +18,7 @@ from sync.errors import MissingScopeError
 from sync.models import format_timestamp
 from sync.runtime import open_client
 from sync.sandbox import SandboxServer
-from tests.sync.harness import Installation, read_export
+from tests.sync.harness import US_EXPORT, Installation, read_export
 
 INVENTORY = "POST /api/v1/partner/inventory"
 FRAMES = "GET /api/v1/partner/frames"
@@ -399,3 +399,83 @@ columns = { key = "sku", quantity = "available" }
 
     assert report.outcome == "aborted"
     assert "source supplier has no valid rows" in (report.error or "")
+
+
+def _composite_job(installation: Installation, columns: str, extra: str = "") -> None:
+    text = installation.config_path.read_text(encoding="utf-8")
+    head, _, _ = text.partition("[[jobs.sources]]")
+    installation.config_path.write_text(
+        head.replace('name = "shop"', 'name = "shop"\nmatch_on = "composite"')
+        + f"""[[jobs.sources]]
+adapter = "csv"
+path = "stock.csv"
+key_type = "composite"
+{extra}
+columns = {columns}
+""",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize(
+    ("export", "columns", "extra"),
+    [
+        (
+            "stock_export_us.csv",
+            '{ key = ["Brand", "Model", "Color Code", "Eye"], quantity = "On Hand" }',
+            "",
+        ),
+        (
+            "stock_export_de.csv",
+            '{ key = ["Marke", "Modell", "Farbcode", "Größe"], quantity = "Bestand" }',
+            'encoding = "cp1252"\ndelimiter = ";"\ndecimal = ","',
+        ),
+    ],
+    ids=["us", "de"],
+)
+def test_engine_composite_key_matches_without_barcodes(
+    tmp_path: Path, sandbox: SandboxServer, export: str, columns: str, extra: str
+) -> None:
+    """Brand, model, colour code and eye size match frames; shared keys are listed, not posted."""
+    installation = Installation.create(tmp_path, sandbox)
+    (tmp_path / "stock.csv").write_bytes((US_EXPORT.parent / export).read_bytes())
+    _composite_job(installation, columns, extra)
+
+    rows = read_export()
+    differing = sum(
+        1 for row in rows if _quantity_of(installation, row["Item Code"]) != int(row["On Hand"])
+    )
+
+    plan = installation.sync(dry_run=True)
+    report = installation.sync()
+
+    assert differing > 0
+    assert plan.unknown_keys == 0
+    assert report.unknown_keys == 0
+    assert plan.changed == differing
+    assert report.changed == differing
+    ambiguous = set(plan.ambiguous_key_sample)
+    unique_quantity_changes = [
+        row
+        for row in rows
+        if _composite(row) not in ambiguous
+        and installation.sandbox.store is not None
+        and _quantity_of(installation, row["Item Code"]) != int(row["On Hand"])
+    ]
+    assert unique_quantity_changes == []
+    assert report.requests.get(INVENTORY, 0) >= 1
+
+
+def _composite(row: dict[str, str]) -> str:
+    from sync.keys import composite_key
+
+    key = composite_key(row["Brand"], row["Model"], row["Color Code"], row["Eye"])
+    assert key is not None
+    return key
+
+
+def _quantity_of(installation: Installation, sku: str) -> int:
+    assert installation.sandbox.store is not None
+    frame = installation.sandbox.store.find_frame(sku)
+    assert frame is not None
+    return int(frame["quantity"])

@@ -14,7 +14,9 @@ INVENTORY = "POST /api/v1/partner/inventory"
 SCOPES = DEFAULT_SCOPES + ORDER_SCOPES
 
 
-def _installation(tmp_path: Path, sandbox: SandboxServer, settle_minutes: float) -> OrderInstallation:
+def _installation(
+    tmp_path: Path, sandbox: SandboxServer, settle_minutes: float
+) -> OrderInstallation:
     return OrderInstallation.with_orders(
         tmp_path,
         sandbox,

@@ -101,7 +101,7 @@ def test_mirror_full_rescan_deletes_vanished_frames(
         refresh_mirror(client, state, overlap_s=2, full=True)
         watermark = state.frames_watermark()
         assert watermark is not None
-        state.upsert_frames([MirrorRow("frm_gone", "GONE", None, 1, 100, "USD", watermark)])
+        state.upsert_frames([MirrorRow("frm_gone", "GONE", None, None, 1, 100, "USD", watermark)])
         result = refresh_mirror(client, state, overlap_s=2, full=True)
 
     assert result.deleted == 1

@@ -37,6 +37,7 @@ def _row(frame_id: str, quantity: int, *, at: datetime = T0) -> MirrorRow:
         id=frame_id,
         sku=f"SKU-{frame_id}",
         gtin14=None,
+        composite=None,
         quantity=quantity,
         price_cents=1999,
         currency="USD",
@@ -133,3 +134,26 @@ def test_state_open_twice_raises(tmp_path: Path) -> None:
             store.open()
     finally:
         store.close()
+
+
+def test_state_upgrade_adds_composite_column(tmp_path: Path) -> None:
+    """A state database without the composite column gains it and drops the watermark."""
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    with StateStore(f"sqlite:///{path}") as store:
+        store.upsert_frames([_row("frm_1", 1)])
+        store.set_frames_watermark(T0)
+    connection = sqlite3.connect(path)
+    connection.execute("DROP INDEX ix_mirror_frames_composite")
+    connection.execute("ALTER TABLE mirror_frames DROP COLUMN composite")
+    connection.commit()
+    connection.close()
+
+    with StateStore(f"sqlite:///{path}") as store:
+        mirror = store.load_mirror()
+        watermark = store.frames_watermark()
+
+    assert "composite" in mirror.columns
+    assert mirror["id"].tolist() == ["frm_1"]
+    assert watermark is None
