@@ -96,6 +96,32 @@ class Daemon:
         self._stopping.set()
         self.engine.stop_event.set()
 
+    def trigger(self, job_name: str) -> bool:
+        """Run the job as soon as possible, e.g. after a webhook; its schedule stays as it is.
+
+        A run already in progress is not doubled: the engine's job lock skips the
+        early run then, and the next scheduled run picks the change up.
+
+        Returns:
+            False when no such job is scheduled or the daemon is stopping.
+        """
+        if self._stopping.is_set():
+            return False
+        scheduled = self._scheduler.get_job(job_name)
+        if scheduled is None:
+            return False
+        job = next(job for job in self.settings.jobs if job.name == job_name)
+        self._scheduler.add_job(
+            self._run_job,
+            args=[job],
+            id=f"{job_name}-early",
+            name=f"{job_name} (early)",
+            replace_existing=True,
+            misfire_grace_time=self.settings.scheduler.misfire_grace_s,
+        )
+        log.info("job.triggered job=%s", job_name)
+        return True
+
     def _run_job(self, job: JobSettings) -> None:
         if self._stopping.is_set():
             return
