@@ -138,3 +138,57 @@ def test_config_invalid_environment_value_names_variable(
 
     assert "partner.concurrency" in str(caught.value)
     assert "EYEKIOSK_SYNC_PARTNER__CONCURRENCY" in str(caught.value)
+
+
+def _commented_blocks(text: str, opener: str) -> list[str]:
+    """Return the commented-out TOML blocks of the example that start with ``opener``."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line.startswith(f"# {opener}"):
+            current = []
+            blocks.append(current)
+        if current is None:
+            continue
+        if not line.startswith("#") or line.startswith("# ---"):
+            current = None
+            continue
+        current.append(line[2:] if line.startswith("# ") else line[1:])
+    return ["\n".join(block) for block in blocks]
+
+
+def test_config_example_commented_sources_validate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every commented-out source example in config.example.toml has valid options."""
+    from sync.sources import build_source
+
+    monkeypatch.setenv("DOLIBARR_DB_PASSWORD", "x")
+    monkeypatch.setenv("SUPPLIER_TOKEN", "x")
+    monkeypatch.setenv("SUPPLIER_SFTP_PASSWORD", "x")
+    blocks = _commented_blocks((ROOT / "config.example.toml").read_text(), "[[jobs.sources]]")
+
+    assert len(blocks) == 5
+    for block in blocks:
+        path = _write(tmp_path, '[[jobs]]\nname = "shop"\n' + block + "\n")
+        settings = load_settings(path)
+        adapter = build_source(settings, settings.jobs[0], 0)
+        assert adapter.describe()
+
+
+def test_config_example_commented_orders_validate(tmp_path: Path) -> None:
+    """The commented-out [jobs.orders] example, with its sink and status source, is valid."""
+    from sync.orders import open_sink, open_status_source
+    from sync.sources import source_context
+
+    text = (ROOT / "config.example.toml").read_text()
+    (block,) = _commented_blocks(text, "[jobs.orders]")
+    path = _write(tmp_path, JOB + block + "\n")
+    settings = load_settings(path)
+    job = settings.jobs[0]
+
+    assert job.orders is not None
+    assert job.orders.status_source is not None
+    context = source_context(settings, job)
+    assert open_sink(job.orders.sink, job=job.name, context=context).describe()
+    status = open_status_source(job.orders.status_source, job=job.name, context=context)
+    assert status.describe()
