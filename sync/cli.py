@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sync import __version__
-from sync.config import Settings, find_config, load_settings
+from sync.config import JobSettings, Settings, find_config, load_settings
 from sync.errors import ConfigError, SyncError
 from sync.logs import configure_logging
 from sync.models import format_timestamp
@@ -272,11 +272,6 @@ def _cmd_run(args: argparse.Namespace, settings: Settings | None) -> int:
 
 def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> int:
     assert settings is not None
-    from pydantic import ValidationError
-
-    from adapters.base import SourceContext
-    from adapters.registry import load_adapter
-    from sync.config import format_validation_error
 
     problems = []
     if not settings.jobs:
@@ -293,24 +288,8 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> in
                 "note: no client secret is set (EYEKIOSK_SYNC_AUTH__CLIENT_SECRET or "
                 "auth.client_secret_file); that works only for a public OAuth client"
             )
-    for index, job in enumerate(settings.jobs):
-        for source_index, source in enumerate(job.sources):
-            where = f"jobs[{index}].sources[{source_index}]"
-            try:
-                adapter = load_adapter(source.adapter)
-                context = SourceContext(
-                    job=job.name,
-                    config_dir=settings.config_path.parent
-                    if settings.config_path
-                    else settings.state.dir,
-                    state_dir=settings.state.dir,
-                )
-                adapter.from_mapping(source.options(), context=context)
-            except ConfigError as error:
-                problems.append(f"{where}.adapter: {error}")
-            except ValidationError as error:
-                for line in format_validation_error(error).splitlines()[1:]:
-                    problems.append(f"{where}.{line.strip()}")
+    for job in settings.jobs:
+        problems += _adapter_problems(settings, job)
     if problems:
         print(f"{settings.config_path}: {len(problems)} problem(s):")
         for problem in problems:
@@ -318,6 +297,28 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> in
         return EXIT_CONFIG
     print(f"{settings.config_path}: valid, {len(settings.jobs)} job(s)")
     return EXIT_OK
+
+
+def _adapter_problems(settings: Settings, job: JobSettings) -> list[str]:
+    """Build each adapter of ``job`` once, to validate its options; return the problems."""
+    from sync.orders import open_sink, open_status_source
+    from sync.sources import build_source, source_context
+
+    problems = []
+    for index in range(len(job.sources)):
+        try:
+            build_source(settings, job, index).close()
+        except ConfigError as error:
+            problems.append(str(error))
+    if job.orders is not None:
+        context = source_context(settings, job)
+        try:
+            open_sink(job.orders.sink, job=job.name, context=context).close()
+            if job.orders.status_source is not None:
+                open_status_source(job.orders.status_source, job=job.name, context=context).close()
+        except ConfigError as error:
+            problems.append(str(error))
+    return problems
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings | None) -> int:

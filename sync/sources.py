@@ -13,6 +13,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydantic import ValidationError
@@ -45,14 +46,14 @@ def source_context(settings: Settings, job: JobSettings) -> SourceContext:
     return SourceContext(job=job.name, config_dir=config_dir, state_dir=settings.state.dir)
 
 
-def build_source(settings: Settings, job: JobSettings, index: int) -> StockSource[object]:
+def build_source(settings: Settings, job: JobSettings, index: int) -> StockSource[Any]:
     """Build the adapter of the job's source number ``index`` (0-based).
 
     Raises:
         ConfigError: naming the key path of every invalid option.
     """
     source = job.sources[index]
-    adapter_class = load_adapter(source.adapter)
+    adapter_class: type[StockSource[Any]] = load_adapter(source.adapter, StockSource)  # type: ignore[type-abstract]
     try:
         return adapter_class.from_mapping(source.options(), context=source_context(settings, job))
     except ValidationError as error:

@@ -98,7 +98,7 @@ def test_cli_check_config_reports_adapter_option_paths(
 
     output = capsys.readouterr().out
     assert code == 2
-    assert "jobs[0].sources[0].delimeter" in output
+    assert "jobs.shop.sources[0].delimeter" in output
 
 
 def test_cli_status_lists_runs(
