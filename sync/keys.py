@@ -32,11 +32,13 @@ SkuCase = Literal["keep", "upper", "lower"]
 # Composite keys: the parts in order, the text between them, and what is dropped
 # from each part. Both patterns are RE2 syntax. ``composite_key`` applies the same
 # rules in Python, with ``_COMPOSITE_NOISE_CONTROLS`` and the Unicode categories
-# P* (punctuation) and Z* (space separators).
+# P* (punctuation), S* (symbols such as "+"), Z* (space separators) and M* (the
+# accents that NFKD decomposition splits off, so "Café" matches "Cafe").
 COMPOSITE_PARTS = ("brand", "model", "color_code", "eye_size")
 COMPOSITE_SEPARATOR = "|"
 _COMPOSITE_NOISE_CONTROLS = "\t\n\v\f\r\x1c\x1d\x1e\x1f\x85"
-_COMPOSITE_NOISE = r"[\p{P}\p{Z}\t\n\v\f\r\x{1c}-\x{1f}\x{85}]"
+_COMPOSITE_NOISE = r"[\p{P}\p{S}\p{Z}\p{M}\t\n\v\f\r\x{1c}-\x{1f}\x{85}]"
+_DROPPED_CATEGORIES = ("P", "S", "Z", "M")
 _COMPOSITE_SPACE = r"[\p{Z}\t\n\v\f\r\x{1c}-\x{1f}\x{85}]"
 _LEADING_INTEGER = rf"^{_COMPOSITE_SPACE}*0*(?P<size>[0-9]+)"
 
@@ -162,8 +164,9 @@ def normalise_composite(parts: pd.DataFrame) -> CompositeResult:
     """Build composite frame keys from brand, model, colour code and eye size.
 
     Each of the first three parts is case-folded (``str.casefold``, so ``ß``
-    matches ``ss``), and whitespace and punctuation are dropped from it, so
-    ``Ray-Ban``, ``RAY BAN`` and ``ray.ban`` all give ``rayban``. The eye size
+    matches ``ss``) and decomposed (NFKD), and whitespace, punctuation,
+    symbols and accents are dropped from it, so ``Ray-Ban``, ``RAY BAN``,
+    ``Ray+Ban`` and ``ray.ban`` all give ``rayban`` and ``Café`` gives ``cafe``. The eye size
     is the leading whole number of its cell without leading zeros, so ``53``,
     ``53.0``, ``053``, ``53-17-145`` and ``53□17`` all give ``53``. The four
     parts are joined with ``|``.
@@ -193,7 +196,8 @@ def normalise_composite(parts: pd.DataFrame) -> CompositeResult:
     # Brand, model and colour code: fold case, then drop spaces and punctuation.
     for position in range(3):
         raw = _as_string(parts.iloc[:, position])
-        text = pc.replace_substring_regex(_casefold(raw), _COMPOSITE_NOISE, "")
+        decomposed = pc.utf8_normalize(_casefold(raw), form="NFKD")
+        text = pc.replace_substring_regex(decomposed, _COMPOSITE_NOISE, "")
         empty = _mask(pc.equal(text, ""), default=True)
         _set_reasons(
             reasons, empty & ~missing, _part_empty(names[position], int((empty & ~missing).sum()))
@@ -313,10 +317,13 @@ def _is_composite_space(character: str) -> bool:
 def _composite_text(part: str | None) -> str:
     if part is None:
         return ""
+    decomposed = unicodedata.normalize("NFKD", part.casefold())
     return "".join(
         c
-        for c in part.casefold()
-        if not (_is_composite_space(c) or unicodedata.category(c)[0] == "P")
+        for c in decomposed
+        if not (
+            c in _COMPOSITE_NOISE_CONTROLS or unicodedata.category(c)[0] in _DROPPED_CATEGORIES
+        )
     )
 
 

@@ -45,6 +45,7 @@ class RunReport:
     source_rows: int = 0
     rejected_rows: int = 0
     reject_file: str | None = None
+    withheld_keys: int = 0
     mirror_full_rescan: bool = False
     mirror_fetched: int = 0
     mirror_size: int = 0
@@ -103,6 +104,11 @@ def format_report(report: RunReport) -> str:
         f"  read      {report.source_rows} rows, {report.rejected_rows} rejected"
         + (f" (see {report.reject_file})" if report.reject_file else ""),
     ]
+    if report.withheld_keys:
+        lines.append(
+            f"  withheld  {plural(report.withheld_keys, 'key', 'keys')} that one source "
+            "rejected, so no partial combination is sent"
+        )
     # A cycle stopped by the guard or an error never reached the mirror and the diff.
     compared = bool(report.mirror_size or report.mirror_fetched)
     if compared:

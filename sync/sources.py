@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from adapters.base import SourceContext, SourceResult, StockSource
+from adapters.base import KEY, SourceContext, SourceResult, StockSource
 from adapters.registry import load_adapter
 from sync.combine import combine_rows
 from sync.config import JobSettings, Settings, format_validation_error
@@ -98,6 +98,8 @@ def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) ->
         results.append(result)
 
     rows = combine_rows([result.rows for result in results], job.combine)
+    if len(results) > 1:
+        rows = _withhold_rejected_keys(rows, results, job, report)
     report.source_rows = len(rows)
     report.rejected_rows = sum(len(result.rejections) for result in results)
     if report.rejected_rows:
@@ -108,6 +110,33 @@ def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) ->
         # An old reject file would suggest that this run rejected rows too.
         (settings.state.dir / "rejects" / f"{job.name}.csv").unlink(missing_ok=True)
     return JobSources(labels=labels, results=results, rows=rows)
+
+
+def _withhold_rejected_keys(
+    rows: pd.DataFrame, results: list[SourceResult], job: JobSettings, report: RunReport
+) -> pd.DataFrame:
+    """Drop keys that any source rejected: their combined values would be partial.
+
+    A sum without the rejected source's share would understate the stock and
+    overwrite the quantity already on Eyekiosk, so such keys are left alone.
+    """
+    rejected = {
+        rejection.key
+        for result in results
+        for rejection in result.rejections
+        if rejection.key is not None
+    }
+    if not rejected:
+        return rows
+    withheld = rows[KEY].isin(list(rejected))
+    report.withheld_keys = int(withheld.sum())
+    if report.withheld_keys:
+        log.warning(
+            "combine.withheld job=%s keys=%d reason=rejected in one source",
+            job.name,
+            report.withheld_keys,
+        )
+    return rows.loc[~withheld].reset_index(drop=True)
 
 
 def check_guard(store: StateStore, job: JobSettings, sources: JobSources, *, force: bool) -> None:

@@ -479,3 +479,33 @@ def _quantity_of(installation: Installation, sku: str) -> int:
     frame = installation.sandbox.store.find_frame(sku)
     assert frame is not None
     return int(frame["quantity"])
+
+
+def test_engine_combine_withholds_key_rejected_in_one_source(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """A key one source rejected is not posted from the other sources' partial sum."""
+    installation = Installation.create(tmp_path, sandbox)
+    rows = read_export()
+    sku = rows[0]["Item Code"]
+    supplier = tmp_path / "supplier.csv"
+    supplier.write_text(f"sku,available\n{sku},5\n", encoding="utf-8")
+    installation.append_config(
+        """
+[[jobs.sources]]
+name = "supplier"
+adapter = "csv"
+path = "supplier.csv"
+columns = { key = "sku", quantity = "available" }
+"""
+    )
+    installation.sync()
+    synced = _quantity_of(installation, sku)
+    supplier.write_text(f"sku,available\n{sku},lots\nFR-99999,1\n", encoding="utf-8")
+
+    report = installation.sync()
+
+    assert synced == int(rows[0]["On Hand"]) + 5
+    assert report.withheld_keys == 1
+    assert report.rejected_rows == 1
+    assert _quantity_of(installation, sku) == synced

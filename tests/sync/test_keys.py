@@ -207,12 +207,22 @@ def test_normalise_composite_folds_case_and_punctuation() -> None:
 
 
 def test_normalise_composite_casefold_non_ascii() -> None:
-    """Non-ASCII text is case-folded like str.casefold, so ß matches SS."""
+    """Non-ASCII text is case-folded like str.casefold, so ß matches SS, and loses accents."""
     result = normalise_composite(
-        _parts(("Straße", "Ærø", "GRÜN", "50"), ("STRASSE", "ærø", "grün", "50"))
+        _parts(("Straße", "Ærø", "GRÜN", "50"), ("STRASSE", "ærø", "grun", "50"))
     )
 
-    assert result.values.tolist() == ["strasse|ærø|grün|50", "strasse|ærø|grün|50"]
+    assert result.values.tolist() == ["strasse|ærø|grun|50", "strasse|ærø|grun|50"]
+
+
+def test_normalise_composite_drops_symbols_and_accents() -> None:
+    """A plus sign and an accent do not keep two spellings of one brand apart."""
+    result = normalise_composite(
+        _parts(("Ray+Ban", "Café", "2000", "53mm"), ("Ray Ban", "CAFE", "2000", "53/17"))
+    )
+
+    assert result.values.tolist() == ["rayban|cafe|2000|53", "rayban|cafe|2000|53"]
+    assert composite_key("Ray+Ban", "Café", "2000", 53) == "rayban|cafe|2000|53"
 
 
 @pytest.mark.parametrize(
