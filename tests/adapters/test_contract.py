@@ -2,6 +2,10 @@
 
 Each stock source gets one case class in ``STOCK_CASES``, and each order sink
 one in ``SINK_CASES``. Adding an adapter to the suite is one more entry there.
+Cases that need their own servers and fixtures run the same contracts in
+their adapter's test module: the SFTP and Google Merchant feeds in
+tests/adapters/test_feed_sftp.py and test_supplier_feed.py, and the
+sql-orders sink in test_erp_orders.py.
 No case is skipped: an adapter whose module or dependency is missing fails the
 suite.
 """
@@ -11,7 +15,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ import pytest
 from adapters.base import OrderSink, StockSource
 from adapters.erp_database import ErpDatabaseSource
 from adapters.order_folder import FolderOrderSink
+from adapters.order_http import HttpOrderSink
 from adapters.stock_file import StockFileSource
 from adapters.supplier_feed import SupplierFeedSource
 from adapters.testing import (
@@ -254,9 +261,55 @@ class FolderSinkCase(OrderSinkCase):
         return [json.loads(path.read_text())["order"]["id"] for path in files]
 
 
-#: One entry per order sink: test id and case class.
+class HttpSinkCase(OrderSinkCase):
+    """The ``http`` sink posting to a loopback receiver that stores orders by id.
+
+    The receiver upserts on the order id, as the sink's documentation asks of
+    an operator's endpoint, and the sink sends the contract secret as its
+    ``Authorization`` header value.
+    """
+
+    def __init__(self) -> None:
+        self.stored: dict[str, list[str]] = {}
+        stored = self.stored
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                stored[body["order"]["id"]] = [self.headers.get("Idempotency-Key", "")]
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def make_sink(self, tmp_path: Path) -> OrderSink[Any]:
+        options = {
+            "url": f"http://127.0.0.1:{self.server.server_address[1]}/hooks/orders",
+            "prescriptions": True,
+            "auth_env": CONTRACT_SECRET_ENV,
+        }
+        return build_sink(HttpOrderSink, options, tmp_path)
+
+    def stored_order_ids(self, tmp_path: Path, sink: OrderSink[Any]) -> list[str]:
+        return sorted(self.stored)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+#: One entry per order sink: test id and case class. The sql-orders sink runs
+#: the same contract in tests/adapters/test_erp_orders.py, on SQLite and
+#: PostgreSQL, beside the tables it needs.
 SINK_CASES: dict[str, type[OrderSinkCase]] = {
     "folder-json": FolderSinkCase,
+    "http": HttpSinkCase,
 }
 
 
