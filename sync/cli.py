@@ -140,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_orders_arguments(orders)
 
+    webhooks = _command(
+        commands,
+        "webhooks",
+        "list and manage Eyekiosk webhook subscriptions",
+        "List webhook subscriptions with their delivery status, create one (its signing "
+        "secret is stored in the state folder, never printed), enable, disable or delete one.",
+    )
+    from sync.webhooks_cli import add_arguments as add_webhooks_arguments
+
+    add_webhooks_arguments(webhooks)
+
     adapters = commands.add_parser("adapters", help="list installed adapters")
     adapter_commands = adapters.add_subparsers(
         dest="adapters_command", required=True, metavar="ACTION"

@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from sync.errors import ConfigError
+from sync.webhooks import WebhookSettings
 
 ENV_PREFIX = "EYEKIOSK_SYNC_"
 CONFIG_ENV = "EYEKIOSK_SYNC_CONFIG"
@@ -253,6 +254,7 @@ class Settings(BaseSettings):
     mirror: MirrorSettings = Field(default_factory=MirrorSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     jobs: list[JobSettings] = Field(default_factory=list)
 
     config_path: Path | None = Field(default=None, exclude=True)

@@ -23,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sync.config import JobSettings, Settings
 from sync.engine import JobLockedError, SyncEngine
 from sync.errors import ConfigError
+from sync.webhooks import WebhookReceiver, start_receiver
 
 log = logging.getLogger("eyekiosk_sync.scheduler")
 
@@ -47,12 +48,16 @@ class Daemon:
         self._stopping = threading.Event()
         self._started = False
         self._stopped = False
+        self.receiver: WebhookReceiver | None = None
 
     def start(self) -> None:
-        """Add one scheduler job per configured job and start the scheduler.
+        """Add one scheduler job per configured job, start the webhook receiver
+        when ``[webhooks] listen`` is set, and start the scheduler.
 
         Raises:
             RuntimeError: when called twice.
+            ConfigError: the webhook receiver cannot listen on ``[webhooks] listen``.
+            StateError: the webhook secrets file cannot be read.
         """
         if self._started:
             raise RuntimeError("the daemon is already started")
@@ -70,6 +75,7 @@ class Daemon:
                 # Interval jobs also run once at start-up; cron jobs wait for their time.
                 next_run_time=None if job.cron else datetime.now(UTC),
             )
+        self.receiver = start_receiver(self.settings, self.trigger)
         self._scheduler.start()
         log.info("daemon.started jobs=%d", len(self.settings.jobs))
 
@@ -84,6 +90,8 @@ class Daemon:
         self._stopped = True
         self._stopping.set()
         self.engine.stop_event.set()
+        if self.receiver is not None:
+            self.receiver.stop()
         self._scheduler.shutdown(wait=True)
         log.info("daemon.stopped")
 
