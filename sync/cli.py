@@ -28,6 +28,7 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_PARTIAL = 3
 OUTCOME_EXIT = {"success": EXIT_OK, "partial": EXIT_PARTIAL}
+GLOBAL_OPTIONS = ("--config", "--log-level")
 EXIT_CODES = """exit codes:
   0  success
   1  a cycle failed, was aborted by the source guard, or was stopped
@@ -216,6 +217,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def main_for(command: str, argv: Sequence[str] | None = None) -> int:
+    """Run one command from arguments given without its name, as ``python -m`` modules do.
+
+    The global options ``--config`` and ``--log-level`` may come first.
+    """
+    rest = list(sys.argv[1:] if argv is None else argv)
+    head: list[str] = []
+    while rest and rest[0] in GLOBAL_OPTIONS and len(rest) > 1:
+        head += rest[:2]
+        rest = rest[2:]
+    return main([*head, command, *rest])
 
 
 # Commands

@@ -21,9 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 from adapters.base import SourceContext
-from sync.config import JobSettings, Settings, find_config, load_settings
-from sync.errors import ConfigError, SyncError
-from sync.logs import configure_logging
+from sync.config import JobSettings, Settings
+from sync.errors import ConfigError
 from sync.order_state import list_orders, set_known_status
 from sync.orders import (
     PULL_SCOPES,
@@ -201,36 +200,11 @@ def cmd_set_status(args: argparse.Namespace, settings: Settings | None) -> int:
 # Standalone entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return a parser of the ``orders`` commands with the main command's global options."""
-    parser = argparse.ArgumentParser(
-        prog="eyekiosk-sync orders", description="Pull kiosk orders and send statuses back."
-    )
-    parser.add_argument("--config", metavar="PATH", help="TOML config file")
-    parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level"
-    )
-    add_arguments(parser)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``orders`` command and return its exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(find_config(args.config))
-        configure_logging(args.log_level or settings.logging.level, settings.logging.format)
-        code: int = args.handler(args, settings)
-        return code
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    except SyncError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    """Run ``eyekiosk-sync [global options] orders ARGS`` and return its exit code."""
+    from sync.cli import main_for
 
-
-__all__ = ["add_arguments", "build_parser", "cmd_list", "cmd_pull", "cmd_set_status", "main"]
+    return main_for("orders", argv)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sync.config import Settings, find_config, load_settings
+from sync.config import Settings
 from sync.errors import ConfigError, NotFoundError, StateError, SyncError
-from sync.logs import configure_logging
 from sync.models import WEBHOOK_EVENTS, Webhook, WebhookEventType, format_timestamp
 from sync.webhooks import WebhookSecrets, is_loopback_host, secrets_path
 
@@ -238,45 +237,11 @@ def cmd_delete(args: argparse.Namespace, settings: Settings | None) -> int:
 # Standalone entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return a parser of the ``webhooks`` commands with the main command's global options."""
-    parser = argparse.ArgumentParser(
-        prog="eyekiosk-sync webhooks", description="Manage Eyekiosk webhook subscriptions."
-    )
-    parser.add_argument("--config", metavar="PATH", help="TOML config file")
-    parser.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level"
-    )
-    add_arguments(parser)
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one ``webhooks`` command and return its exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        settings = load_settings(find_config(args.config))
-        configure_logging(args.log_level or settings.logging.level, settings.logging.format)
-        code: int = args.handler(args, settings)
-        return code
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    except SyncError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    """Run ``eyekiosk-sync [global options] webhooks ARGS`` and return its exit code."""
+    from sync.cli import main_for
 
-
-__all__ = [
-    "add_arguments",
-    "build_parser",
-    "cmd_create",
-    "cmd_delete",
-    "cmd_list",
-    "cmd_set_enabled",
-    "main",
-    "validate_webhook_url",
-]
+    return main_for("webhooks", argv)
 
 
 if __name__ == "__main__":
