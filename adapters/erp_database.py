@@ -39,21 +39,31 @@ Rules that the options do not change:
   be valid on its own, so a negative warehouse row rejects the key. The price is
   the product's, not a sum, so the rows of one key must agree on it. A rejected
   row rejects its whole key, because a partial sum would understate the stock.
+  Such a key gets one rejection that lists every reason, each rejected row
+  named as ``row <number> (<warehouse column>=<value>)``.
   Without a ``warehouse`` column, a key on several rows with the same quantity
   and price is kept once, and a key whose rows differ is rejected on every row.
+* A NaN or infinite number in the quantity or price column rejects its row
+  with that reason. NaN is not NULL, so it never reads as a missing price.
 * A rejected row's location is ``<label> <key column>=<key>``, for example
-  ``llx_product ref=FR-00001``. The label is the table name, ``query`` in query
-  mode, or the ``label`` option.
+  ``llx_product ref=FR-00001``, with `` at row <number>`` added when the key is
+  on several rows. The number counts the rows of the query result from 1. The
+  label is the table name, ``query`` in query mode, or the ``label`` option.
+* Each statement may run for ``statement_timeout_s`` seconds (see
+  ``statement_time_limit``), and a query must be one statement.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +107,13 @@ log = logging.getLogger("eyekiosk_sync.adapters.sql")
 
 DEFAULT_CHUNK_SIZE = 10_000
 DEFAULT_CONNECT_TIMEOUT_S = 10
+DEFAULT_STATEMENT_TIMEOUT_S = 300.0
+# PyMySQL's read_timeout, a backstop for statements that the server does not
+# limit (MySQL limits SELECT only), waits this much longer than the server's
+# own limit, so that the server's clearer error normally comes first.
+READ_TIMEOUT_MARGIN_S = 10
+# SQLite calls the deadline check after this many virtual machine instructions.
+SQLITE_PROGRESS_STEPS = 10_000
 # Floating-point values within this many units in the last place of a whole
 # number (quantities) or of a two-place amount (prices) are read as that value.
 FLOAT_NOISE_ULPS = 8
@@ -107,6 +124,12 @@ ROW_KEY = "__row"
 PASSWORD_QUERY_KEYS = frozenset({"password", "passwd", "pwd"})
 
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*", re.DOTALL)
+# What may follow the last statement: spaces, comments and further semicolons.
+_ONLY_COMMENTS = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$)|/\*.*?\*/|;)*", re.DOTALL)
+# The two characters before a PostgreSQL E'...' string: E or e, not part of a longer name.
+_ESCAPE_STRING_PREFIX = re.compile(r"(?:^|[^\w$])?[Ee]")
+# A PostgreSQL dollar quote opener such as $$ or $body$.
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
 
 
 # Options ---------------------------------------------------------------------
@@ -123,6 +146,11 @@ class DatabaseOptions(AdapterOptions):
         password_file: file whose content (without the trailing line break) is
             the password; a relative path is resolved against the configuration folder.
         connect_timeout: seconds to wait for a connection before failing.
+        statement_timeout_s: seconds one statement may run before the database
+            cancels it; 0 means no limit. PostgreSQL applies it to each
+            statement (a streamed read is one statement per fetched chunk),
+            MariaDB to each statement, MySQL to SELECT statements, and SQLite
+            to the whole read or write.
     """
 
     # The URL is validated for passwords, and a rejected URL must not be echoed.
@@ -132,6 +160,7 @@ class DatabaseOptions(AdapterOptions):
     password_env: str | None = None
     password_file: Path | None = None
     connect_timeout: PositiveInt = DEFAULT_CONNECT_TIMEOUT_S
+    statement_timeout_s: float = Field(default=DEFAULT_STATEMENT_TIMEOUT_S, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -212,7 +241,7 @@ class ErpDatabaseOptions(DatabaseOptions, ValueOptions):
         if (self.table is None) == (self.query is None):
             raise ValueError("set either table or query")
         if self.query is not None:
-            check_query_text(self.query)
+            check_query_text(self.query, dialect=make_url(self.url).get_backend_name())
         if self.parameters and self.query is None:
             raise ValueError("parameters bind placeholders of a query; set query or remove them")
         if self.warehouses is not None and self.columns.warehouse is None:
@@ -232,11 +261,16 @@ def read_columns(options: ErpDatabaseOptions) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_query_text(query: str) -> None:
-    """Raise ValueError unless the query starts with a reading keyword.
+def check_query_text(query: str, *, dialect: str | None = None) -> None:
+    """Raise ValueError unless the query is one statement that starts with a reading keyword.
 
-    The read-only transaction is the real guard; this check gives a clear message
-    for the common mistake before anything is sent.
+    The read-only transaction is the real guard; these checks give a clear
+    message for common mistakes before anything is sent.
+
+    Args:
+        query: the query text.
+        dialect: SQLAlchemy backend name, such as ``mysql``. MySQL and MariaDB
+            strings take backslash escapes, and other databases' strings do not.
     """
     body = _LEADING_COMMENTS.sub("", query, count=1)
     first = body.split(None, 1)[0].upper() if body.strip() else ""
@@ -245,6 +279,60 @@ def check_query_text(query: str) -> None:
             f"the query starts with {first or 'nothing'!r}, but it must read only: start it "
             f"with {', '.join(QUERY_KEYWORDS)}"
         )
+    end = _second_statement(query, backslash_escapes=dialect in ("mysql", "mariadb"))
+    if end is not None:
+        line = query.count("\n", 0, end) + 1
+        raise ValueError(
+            f"the query has more than one statement: more SQL follows the ';' on line {line}. "
+            f"Give a single SELECT statement and remove the ';' and what follows it"
+        )
+
+
+def _second_statement(query: str, *, backslash_escapes: bool) -> int | None:
+    """Return the index of a ';' outside strings and comments that more SQL follows, or None."""
+    index = 0
+    while index < len(query):
+        char = query[index]
+        if query.startswith("--", index) or (char == "#" and backslash_escapes):
+            newline = query.find("\n", index)
+            index = len(query) if newline < 0 else newline + 1
+        elif query.startswith("/*", index):
+            close = query.find("*/", index + 2)
+            index = len(query) if close < 0 else close + 2
+        elif char in "'\"`":
+            # PostgreSQL's E'...' strings take backslash escapes too.
+            prefix = query[max(index - 2, 0) : index]
+            escape_string = char == "'" and _ESCAPE_STRING_PREFIX.fullmatch(prefix) is not None
+            index = _after_quoted(
+                query, index, backslash_escapes=backslash_escapes or escape_string
+            )
+        elif char == "$" and not backslash_escapes and (tag := _DOLLAR_TAG.match(query, index)):
+            close = query.find(tag.group(0), tag.end())
+            index = len(query) if close < 0 else close + len(tag.group(0))
+        elif char == ";":
+            if not _ONLY_COMMENTS.fullmatch(query, index + 1):
+                return index
+            return None
+        else:
+            index += 1
+    return None
+
+
+def _after_quoted(query: str, start: int, *, backslash_escapes: bool) -> int:
+    """Return the index after the string or quoted name that starts at ``start``."""
+    quote = query[start]
+    index = start + 1
+    while index < len(query):
+        char = query[index]
+        if char == "\\" and backslash_escapes and quote != "`":
+            index += 2
+        elif char == quote and query.startswith(quote * 2, index):
+            index += 2
+        elif char == quote:
+            return index + 1
+        else:
+            index += 1
+    return len(query)
 
 
 # Connections -------------------------------------------------------------------
@@ -288,7 +376,11 @@ class Database:
                 self._engine = create_engine(
                     self.url,
                     pool_pre_ping=True,
-                    connect_args=_connect_args(self.dialect, self.options.connect_timeout),
+                    connect_args=_connect_args(
+                        self.dialect,
+                        self.options.connect_timeout,
+                        self.options.statement_timeout_s,
+                    ),
                 )
             except (ArgumentError, NoSuchModuleError) as error:
                 raise ConfigError(
@@ -351,7 +443,10 @@ def _read_password(options: DatabaseOptions, config_dir: Path) -> str | None:
     return None
 
 
-def _connect_args(dialect: str, timeout: int) -> dict[str, Any]:
+def _connect_args(dialect: str, timeout: int, statement_timeout_s: float) -> dict[str, Any]:
+    if dialect in ("mysql", "mariadb") and statement_timeout_s > 0:
+        read_timeout = math.ceil(statement_timeout_s) + READ_TIMEOUT_MARGIN_S
+        return {"connect_timeout": timeout, "read_timeout": read_timeout}
     if dialect in ("postgresql", "mysql", "mariadb"):
         return {"connect_timeout": timeout}
     if dialect in ("sqlite", "mssql"):
@@ -376,6 +471,94 @@ def begin_read_only(connection: Connection, dialect: str) -> bool:
         connection.exec_driver_sql("PRAGMA query_only = ON")
         return True
     return False
+
+
+class StatementTimeoutError(Exception):
+    """A statement ran longer than ``statement_timeout_s``, so the database or driver stopped it.
+
+    Args:
+        seconds: the limit that was exceeded.
+        message: the database's or driver's message.
+    """
+
+    def __init__(self, seconds: float, message: str) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+    def explain(self, work: str) -> str:
+        """Return a sentence for the operator about ``work``, such as ``the query``."""
+        return (
+            f"{work} ran longer than statement_timeout_s = {self.seconds:g} seconds, so it "
+            f"was cancelled. Look for a slow query or for locks that other sessions hold, "
+            f"or raise statement_timeout_s (0 turns the limit off). The database said: {self}"
+        )
+
+
+@contextmanager
+def statement_time_limit(connection: Connection, dialect: str, seconds: float) -> Iterator[None]:
+    """Limit how long each statement on the connection may run, inside the current transaction.
+
+    PostgreSQL gets ``SET LOCAL statement_timeout``, MariaDB the session's
+    ``max_statement_time``, MySQL the session's ``max_execution_time`` (which
+    limits SELECT only), and SQLite a progress handler that interrupts the
+    connection once ``seconds`` have passed since the block began. Other
+    databases get no limit. On PostgreSQL, call this after
+    ``begin_read_only``, which must be the transaction's first statement.
+
+    Args:
+        connection: the connection, in a transaction on PostgreSQL.
+        dialect: SQLAlchemy backend name.
+        seconds: the limit; 0 sets none.
+
+    Raises:
+        StatementTimeoutError: when a statement in the block exceeded the limit.
+    """
+    if seconds <= 0:
+        yield
+        return
+
+    expired = False
+    sqlite_connection: Any = None
+    if dialect == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {math.ceil(seconds * 1000)}")
+    elif dialect in ("mysql", "mariadb") and getattr(connection.dialect, "is_mariadb", False):
+        connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
+    elif dialect == "mysql":
+        connection.exec_driver_sql(f"SET SESSION max_execution_time = {math.ceil(seconds * 1000)}")
+    elif dialect == "sqlite":
+        deadline = time.monotonic() + seconds
+
+        def interrupt_after_deadline() -> int:
+            nonlocal expired
+            expired = time.monotonic() > deadline
+            return int(expired)
+
+        sqlite_connection = connection.connection.dbapi_connection
+        sqlite_connection.set_progress_handler(interrupt_after_deadline, SQLITE_PROGRESS_STEPS)
+
+    try:
+        yield
+    except DBAPIError as error:
+        if expired or _is_statement_timeout(error):
+            raise StatementTimeoutError(seconds, database_message(error)) from error
+        raise
+    finally:
+        if sqlite_connection is not None:
+            sqlite_connection.set_progress_handler(None, 0)
+
+
+def _is_statement_timeout(error: DBAPIError) -> bool:
+    original = error.orig
+    if getattr(original, "sqlstate", None) == "57014":  # PostgreSQL query_canceled
+        return "statement timeout" in str(original)
+    args: tuple[Any, ...] = tuple(getattr(original, "args", ()))
+    if not args:
+        return False
+    # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT.
+    if args[0] in (1969, 3024):
+        return True
+    # PyMySQL's read_timeout: CR_SERVER_LOST with "(timed out)".
+    return args[0] == 2013 and "timed out" in str(args[1:])
 
 
 def is_write_rejected(error: DBAPIError) -> bool:
@@ -470,7 +653,7 @@ class ErpDatabaseSource(StockSource[ErpDatabaseOptions]):
 
     # Fetching ------------------------------------------------------------------
 
-    def _fetch(self) -> pd.DataFrame:
+    def _fetch(self) -> _ReadRows:
         options = self.options
         raw = _RawCells(options)
         with self.database.engine.connect() as connection:
@@ -480,19 +663,21 @@ class ErpDatabaseSource(StockSource[ErpDatabaseOptions]):
                     self.describe(),
                     self.database.dialect,
                 )
-            statement, parameters = self._statement(connection)
-            streaming = connection.execution_options(
-                stream_results=True, yield_per=options.chunk_size
-            )
-            result = streaming.execute(statement, parameters)
-            try:
-                positions = self._positions(list(result.keys()))
-                for chunk in result.partitions():
-                    raw.add_chunk(chunk, positions)
-            finally:
-                result.close()
+            dialect = self.database.dialect
+            with statement_time_limit(connection, dialect, options.statement_timeout_s):
+                statement, parameters = self._statement(connection)
+                streaming = connection.execution_options(
+                    stream_results=True, yield_per=options.chunk_size
+                )
+                result = streaming.execute(statement, parameters)
+                try:
+                    positions = self._positions(list(result.keys()))
+                    for chunk in result.partitions():
+                        raw.add_chunk(chunk, positions)
+                finally:
+                    result.close()
             connection.rollback()
-        return raw.frame()
+        return raw.rows()
 
     def _statement(self, connection: Connection) -> tuple[Any, dict[str, Any]]:
         options = self.options
@@ -565,6 +750,9 @@ class ErpDatabaseSource(StockSource[ErpDatabaseOptions]):
         """Turn SQLAlchemy and driver errors into SourceError, or _ConnectionDropped."""
         try:
             yield
+        except StatementTimeoutError as error:
+            message = self.database.scrub(error.explain("the query"))
+            raise SourceError(message, source=self.describe()) from None
         except DBAPIError as error:
             message = self.database.scrub(database_message(error))
             if error.connection_invalidated:
@@ -640,7 +828,9 @@ class _RawCells:
     """Rows fetched so far as text cells, one compact frame per chunk.
 
     Each chunk is filtered by warehouse and converted to text as it arrives, so
-    the driver's row objects of one chunk at a time are in memory.
+    the driver's row objects of one chunk at a time are in memory. Beside the
+    cells it keeps each row's 1-based number in the query result and the
+    problems found in its raw values.
     """
 
     def __init__(self, options: ErpDatabaseOptions) -> None:
@@ -650,6 +840,9 @@ class _RawCells:
             None if options.warehouses is None else {str(w) for w in options.warehouses}
         )
         self.chunks: list[pd.DataFrame] = []
+        self.numbers: list[np.ndarray] = []
+        self.problems: list[pd.Series] = []
+        self.read = 0
 
     def add_chunk(self, chunk: Sequence[Any], positions: list[int]) -> None:
         """Filter one chunk by warehouse and convert its values to text."""
@@ -659,6 +852,8 @@ class _RawCells:
         values: dict[str, Sequence[Any]] = {
             name: transposed[p] for name, p in zip(self.names, positions, strict=True)
         }
+        numbers = np.arange(self.read + 1, self.read + len(chunk) + 1)
+        self.read += len(chunk)
         warehouse = self.options.columns.warehouse
         if warehouse is not None and self.warehouses is not None:
             keep = [str(w) in self.warehouses for w in values[warehouse]]
@@ -666,11 +861,20 @@ class _RawCells:
                 name: [v for v, k in zip(column, keep, strict=True) if k]
                 for name, column in values.items()
             }
+            numbers = numbers[np.array(keep, dtype=bool)]
 
         columns = self.options.columns
         decimal = self.options.decimal
+        problems = pd.Series(pd.NA, index=range(len(numbers)), dtype=STRING_DTYPE)
         cells: dict[str, pd.Series] = {}
         for name, cell_values in values.items():
+            if name in (columns.quantity, columns.price):
+                # The row is rejected with the reason found here. A neutral value in its
+                # place keeps the value parser from adding a misleading "quantity is empty".
+                is_quantity = name == columns.quantity
+                field_name, neutral = ("quantity", 0) if is_quantity else ("price", None)
+                cell_values, found = _non_finite(cell_values, field_name, neutral)
+                problems = problems.where(problems.notna(), found).astype(STRING_DTYPE)
             if name == columns.quantity:
                 cells[name] = _quantity_text(cell_values, decimal)
             elif name == columns.price:
@@ -679,63 +883,143 @@ class _RawCells:
                 frame = pd.Series(cell_values, dtype=object).to_frame("value")
                 cells[name] = cells_as_text(frame)["value"]
         self.chunks.append(pd.DataFrame(cells))
+        self.numbers.append(numbers)
+        self.problems.append(problems)
 
     def frame(self) -> pd.DataFrame:
         if not self.chunks:
             return pd.DataFrame({name: pd.Series([], dtype=STRING_DTYPE) for name in self.names})
         return pd.concat(self.chunks, ignore_index=True)
 
+    def rows(self) -> _ReadRows:
+        """Return the cells, row numbers and problems of every chunk so far."""
+        if not self.chunks:
+            return _ReadRows(self.frame(), np.array([], dtype=int), _no_problems(0))
+        problems = pd.concat(self.problems, ignore_index=True).astype(STRING_DTYPE)
+        return _ReadRows(self.frame(), np.concatenate(self.numbers), problems)
+
+
+@dataclass(slots=True)
+class _ReadRows:
+    """The rows read, after the warehouse filter.
+
+    Attributes:
+        cells: the text cells, one row per row read.
+        numbers: each row's 1-based number in the query result.
+        problems: a rejection reason found in the raw values, <NA> where there is none.
+    """
+
+    cells: pd.DataFrame
+    numbers: np.ndarray
+    problems: pd.Series
+
+
+def _no_problems(length: int) -> pd.Series:
+    return pd.Series(pd.NA, index=range(length), dtype=STRING_DTYPE)
+
+
+def _non_finite(
+    values: Sequence[Any], name: str, neutral: int | None
+) -> tuple[list[Any], pd.Series]:
+    """Find NaN and infinite numbers, which float and some numeric columns can store.
+
+    Returns:
+        The values with each NaN or infinity replaced by ``neutral``, and the
+        reason per value, <NA> where the value is finite or not a number type.
+    """
+    cleaned = list(values)
+    reasons = _no_problems(len(cleaned))
+    for position, value in enumerate(cleaned):
+        if isinstance(value, float):
+            nan, infinite = math.isnan(value), math.isinf(value)
+        elif isinstance(value, Decimal):
+            nan, infinite = value.is_nan(), value.is_infinite()
+        else:
+            continue
+        if nan:
+            reasons.iloc[position] = f"{name} is NaN, which is not a number."
+        elif infinite:
+            reasons.iloc[position] = f"{name} is infinite ({value})."
+        else:
+            continue
+        cleaned[position] = neutral
+    return cleaned, reasons
+
 
 # Building the result -------------------------------------------------------------
 
 
-def _build_result(cells: pd.DataFrame, options: ErpDatabaseOptions, label: str) -> SourceResult:
+def _build_result(read: _ReadRows, options: ErpDatabaseOptions, label: str) -> SourceResult:
     """Parse the cells into one row per key, summing warehouse rows when mapped."""
-    key_columns = [cells[name] for name in options.columns.key_columns()]
-    key_names = options.columns.key_columns()
+    cells = read.cells
+    labelled = [f"{name}=" + cells[name] for name in options.columns.key_columns()]
+    joined = labelled[0]
+    for part in labelled[1:]:
+        joined = joined + " " + part
+    raw_keys: list[str] = joined.tolist()
 
-    def raw_key(position: int) -> str:
-        parts = zip(key_names, (column.iloc[position] for column in key_columns), strict=True)
-        return " ".join(f"{name}={value}" for name, value in parts)
+    if options.columns.warehouse is not None:
+        rows, rejections = _sum_warehouse_rows(read, options, raw_keys, label)
+        return SourceResult(rows=rows, rejections=rejections, total_rows=len(cells))
+
+    # A key on several rows gets the row number in its locations, so they differ.
+    repeated = joined.duplicated(keep=False).to_numpy(dtype=bool)
 
     def locate(positions: Sequence[int]) -> list[str]:
-        return [_location(label, raw_key(p), p) for p in positions]
-
-    if options.columns.warehouse is None:
-        rows, rejections = normalise_cells(cells, options, locate=locate, adapter="sql")
-    else:
-        labelled = [
-            f"{name}=" + column for name, column in zip(key_names, key_columns, strict=True)
+        return [
+            _location(label, raw_keys[p], int(read.numbers[p]), with_row=bool(repeated[p]))
+            for p in positions
         ]
-        joined = labelled[0]
-        for column in labelled[1:]:
-            joined = joined + " " + column
-        raw_keys = joined.tolist()
-        rows, rejections = _sum_warehouse_rows(cells, options, raw_keys, locate)
+
+    def cite(positions: Sequence[int]) -> str:
+        return "rows " + join_limited([str(read.numbers[p]) for p in positions])
+
+    rows, rejections = normalise_cells(
+        cells, options, locate=locate, cite=cite, reasons=read.problems, adapter="sql"
+    )
     return SourceResult(rows=rows, rejections=rejections, total_rows=len(cells))
 
 
-def _location(label: str, raw_key: str, position: int) -> str:
+def _location(label: str, raw_key: str, number: int, *, with_row: bool = False) -> str:
+    """Return ``<label> <key column>=<key>``, with ``at row <number>`` when asked.
+
+    A row without a key is ``<label> row <number>``.
+    """
     if raw_key.endswith("=") and " " not in raw_key:
-        return f"{label} row {position + 1}"
+        return f"{label} row {number}"
+    if with_row:
+        return f"{label} {raw_key} at row {number}"
     return f"{label} {raw_key}"
 
 
 def _sum_warehouse_rows(
-    cells: pd.DataFrame,
+    read: _ReadRows,
     options: ErpDatabaseOptions,
     raw_keys: list[str],
-    locate: Locate,
+    label: str,
 ) -> tuple[pd.DataFrame, list[Rejection]]:
     """Check each row, sum each key's quantities, then normalise the keys.
 
     Step 1 parses quantity and price per row under a unique row number as key.
     Step 2 groups rows by their raw key: a rejected row rejects its whole key,
-    and the rows of a key must agree on the price. Step 3 gives one row per key,
-    with the summed quantity, to ``normalise_cells``, which checks the key and
-    the sum and collapses keys that normalise to the same value.
+    and the rows of a key must agree on the price. A key gets one rejection,
+    at its first row, that gives every reason. Step 3 gives one row per
+    remaining key, with the summed quantity, to ``normalise_cells``, which
+    checks the key and the sum and collapses keys that normalise to the same value.
     """
+    cells = read.cells
     columns = options.columns
+    warehouse = columns.warehouse
+    first_key = cells[columns.key_columns()[0]].str.strip()
+
+    def locate_key(positions: Sequence[int]) -> list[str]:
+        return [_location(label, raw_keys[p], int(read.numbers[p])) for p in positions]
+
+    def locate_row(positions: Sequence[int]) -> list[str]:
+        return [
+            f"row {read.numbers[p]} ({warehouse}={cells[warehouse].iloc[p]})" for p in positions
+        ]
+
     # Step 1: per-row values.
     row_cells = pd.DataFrame(
         {
@@ -754,12 +1038,9 @@ def _sum_warehouse_rows(
             "key_case": "keep",
         }
     )
-    per_row, rejected = _normalise(row_cells, row_options, locate)
-    first_key = cells[columns.key_columns()[0]].str.strip()
-    for position, rejection in rejected.items():
-        rejected[position] = replace(rejection, key=first_key.iloc[position] or None)
+    per_row, rejected = _normalise(row_cells, row_options, locate_row, reasons=read.problems)
 
-    # Step 2: group by raw key.
+    # Step 2: group by raw key, and reject each key with problems once.
     frame = pd.DataFrame({"raw": raw_keys, "position": np.arange(len(cells))})
     values = per_row.assign(position=per_row[KEY].astype(int)).set_index("position")
     frame = frame.join(values[[QUANTITY, PRICE_CENTS]], on="position")
@@ -773,27 +1054,26 @@ def _sum_warehouse_rows(
         prices=(PRICE_CENTS, "nunique"),
         price=(PRICE_CENTS, "first"),
     )
-    extra: dict[int, Rejection] = {}
+    found: dict[int, Rejection] = {}
     for raw, group in groups:
         row = summary.loc[raw]
-        reason = None
+        reasons = []
         if row["rejected"]:
-            bad = [rejected[p].location for p in group["position"] if p in rejected]
-            reason = (
-                f"another row of this key ({join_limited(bad)}) was rejected, so its "
-                f"quantities cannot be summed."
+            bad = [rejected[p] for p in group["position"] if p in rejected]
+            listed = " ".join(f"{r.location}: {r.reason}" for r in bad)
+            reasons.append(
+                f"{len(bad)} of its {row['rows']} rows were rejected, so its quantities "
+                f"cannot be summed. {listed}"
             )
-        elif row["prices"] > 1:
-            reason = (
-                f"the {row['rows']} rows of this key have different prices. Give every row "
-                f"the product's price."
+        if row["prices"] > 1:
+            reasons.append(
+                f"The rows of this key have {row['prices']} different prices. Give every "
+                f"row the product's price."
             )
-        if reason is None:
-            continue
-        for position in group["position"]:
-            if position not in rejected:
-                key = first_key.iloc[position] or None
-                extra[int(position)] = Rejection(locate([position])[0], reason, key)
+        if reasons:
+            first = int(row["first"])
+            key = first_key.iloc[first] or None
+            found[first] = Rejection(locate_key([first])[0], " ".join(reasons), key)
     summary = summary[~summary["rejected"] & (summary["prices"] <= 1)]
 
     # Step 3: one row per key, with the sum, through the value parser.
@@ -810,18 +1090,17 @@ def _sum_warehouse_rows(
             dtype=STRING_DTYPE,
         )
     rows, key_rejections = _normalise(
-        summed, options, lambda positions: locate([int(firsts[p]) for p in positions])
+        summed, options, lambda positions: locate_key([int(firsts[p]) for p in positions])
     )
 
     # A key's rejection is reported at the key's first row.
-    found = {**rejected, **extra}
     for position, rejection in key_rejections.items():
         found[int(firsts[position])] = rejection
     return rows, [found[p] for p in sorted(found)]
 
 
 def _normalise(
-    cells: pd.DataFrame, options: ValueOptions, locate: Locate
+    cells: pd.DataFrame, options: ValueOptions, locate: Locate, reasons: pd.Series | None = None
 ) -> tuple[pd.DataFrame, dict[int, Rejection]]:
     """Call ``normalise_cells`` and return the rejections by row position.
 
@@ -834,7 +1113,9 @@ def _normalise(
         located.extend(int(p) for p in positions)
         return locate(positions)
 
-    rows, rejections = normalise_cells(cells, options, locate=remember, adapter="sql")
+    rows, rejections = normalise_cells(
+        cells, options, locate=remember, reasons=reasons, adapter="sql"
+    )
     return rows, dict(zip(located, rejections, strict=True))
 
 
@@ -851,9 +1132,11 @@ __all__ = [
     "ErpColumnMap",
     "ErpDatabaseOptions",
     "ErpDatabaseSource",
+    "StatementTimeoutError",
     "begin_read_only",
     "check_query_text",
     "database_message",
     "is_write_rejected",
     "read_columns",
+    "statement_time_limit",
 ]

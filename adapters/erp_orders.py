@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -42,7 +43,7 @@ import pandas as pd
 from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import Column, MetaData, Table, bindparam, delete, select, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from sqlalchemy.types import DateTime
 
@@ -61,10 +62,12 @@ from adapters.base import (
 from adapters.erp_database import (
     Database,
     DatabaseOptions,
+    StatementTimeoutError,
     begin_read_only,
     check_query_text,
     database_message,
     is_write_rejected,
+    statement_time_limit,
 )
 from sync.errors import SinkError, SourceError
 from sync.keys import STRING_DTYPE
@@ -173,7 +176,10 @@ class ErpOrderSink(OrderSink[ErpOrderSinkOptions]):
             return []
         current = "(none)"
         try:
-            with self.database.engine.begin() as connection:
+            with (
+                self.database.engine.begin() as connection,
+                self._time_limit(connection),
+            ):
                 orders, lines = self._tables(connection)
                 if lines is not None:
                     self._delete_lines(connection, lines, [d.order_id for d in deliveries])
@@ -182,6 +188,13 @@ class ErpOrderSink(OrderSink[ErpOrderSinkOptions]):
                     self._upsert_order(connection, orders, delivery)
                     if lines is not None:
                         self._insert_lines(connection, lines, delivery)
+        except StatementTimeoutError as error:
+            work = f"writing order {current}" if current != "(none)" else "reading the tables"
+            message = self.database.scrub(error.explain(work))
+            raise SinkError(
+                f"{message}. The batch of {len(deliveries)} orders was rolled back.",
+                sink=self.describe(),
+            ) from None
         except DBAPIError as error:
             message = self.database.scrub(database_message(error))
             if error.connection_invalidated or _is_connect_failure(error, current):
@@ -213,13 +226,16 @@ class ErpOrderSink(OrderSink[ErpOrderSinkOptions]):
         if not order_ids:
             return set()
         try:
-            with self.database.engine.connect() as connection:
+            with self.database.engine.connect() as connection, self._time_limit(connection):
                 orders, _ = self._tables(connection)
                 id_column = orders.c[self.options.orders.order_id]
                 statement = select(id_column, _column(orders, column, "booked_column")).where(
                     id_column.in_([str(order_id) for order_id in order_ids])
                 )
                 rows = connection.execute(statement).all()
+        except StatementTimeoutError as error:
+            message = self.database.scrub(error.explain(f"reading {column}"))
+            raise SinkError(message, sink=self.describe()) from None
         except DBAPIError as error:
             message = self.database.scrub(database_message(error))
             raise SinkError(f"reading {column} failed: {message}", sink=self.describe()) from None
@@ -228,6 +244,11 @@ class ErpOrderSink(OrderSink[ErpOrderSinkOptions]):
     def close(self) -> None:
         """Dispose of the connection pool."""
         self.database.close()
+
+    def _time_limit(self, connection: Connection) -> AbstractContextManager[None]:
+        return statement_time_limit(
+            connection, self.database.dialect, self.options.statement_timeout_s
+        )
 
     # Writing ---------------------------------------------------------------------
 
@@ -405,7 +426,7 @@ class ErpStatusOptions(DatabaseOptions):
         if (self.table is None) == (self.query is None):
             raise ValueError("set either table or query")
         if self.query is not None:
-            check_query_text(self.query)
+            check_query_text(self.query, dialect=make_url(self.url).get_backend_name())
         if self.parameters and self.query is None:
             raise ValueError("parameters bind placeholders of a query; set query or remove them")
         folded = [word.strip().casefold() for word in self.status_map]
@@ -443,6 +464,9 @@ class ErpStatusSource(StatusSource[ErpStatusOptions]):
         self.database.check_sqlite_file(self.describe())
         try:
             rows = self._fetch()
+        except StatementTimeoutError as error:
+            message = self.database.scrub(error.explain("the query"))
+            raise SourceError(message, source=self.describe()) from None
         except DBAPIError as error:
             message = self.database.scrub(database_message(error))
             if is_write_rejected(error):
@@ -466,34 +490,41 @@ class ErpStatusSource(StatusSource[ErpStatusOptions]):
         options = self.options
         with self.database.engine.connect() as connection:
             begin_read_only(connection, self.database.dialect)
-            if options.query is not None:
-                statement = text(options.query)
-                for name, value in options.parameters.items():
-                    if isinstance(value, list):
-                        statement = statement.bindparams(bindparam(name, expanding=True))
-                result = connection.execute(statement, dict(options.parameters))
-            else:
-                assert options.table is not None
-                schema, _, name = options.table.rpartition(".")
-                try:
-                    table = Table(name, MetaData(), autoload_with=connection, schema=schema or None)
-                except NoSuchTableError:
-                    raise SourceError(
-                        f"table {options.table!r} was not found", source=self.describe()
-                    ) from None
-                columns = [
-                    self._check(table.c.keys(), wanted)
-                    for wanted in (options.columns.order_id, options.columns.status)
-                ]
-                result = connection.execute(select(*(table.c[name] for name in columns)))
-            keys = list(result.keys())
-            positions = [
-                keys.index(self._check(keys, wanted))
-                for wanted in (options.columns.order_id, options.columns.status)
-            ]
-            rows = [(row[positions[0]], row[positions[1]]) for row in result]
+            with statement_time_limit(
+                connection, self.database.dialect, options.statement_timeout_s
+            ):
+                rows = self._select(connection)
             connection.rollback()
         return rows
+
+    def _select(self, connection: Connection) -> list[tuple[Any, Any]]:
+        options = self.options
+        if options.query is not None:
+            statement = text(options.query)
+            for name, value in options.parameters.items():
+                if isinstance(value, list):
+                    statement = statement.bindparams(bindparam(name, expanding=True))
+            result = connection.execute(statement, dict(options.parameters))
+        else:
+            assert options.table is not None
+            schema, _, name = options.table.rpartition(".")
+            try:
+                table = Table(name, MetaData(), autoload_with=connection, schema=schema or None)
+            except NoSuchTableError:
+                raise SourceError(
+                    f"table {options.table!r} was not found", source=self.describe()
+                ) from None
+            columns = [
+                self._check(table.c.keys(), wanted)
+                for wanted in (options.columns.order_id, options.columns.status)
+            ]
+            result = connection.execute(select(*(table.c[name] for name in columns)))
+        keys = list(result.keys())
+        positions = [
+            keys.index(self._check(keys, wanted))
+            for wanted in (options.columns.order_id, options.columns.status)
+        ]
+        return [(row[positions[0]], row[positions[1]]) for row in result]
 
     def _check(self, found: Sequence[str], wanted: str) -> str:
         if wanted in found:

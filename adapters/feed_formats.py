@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,6 +141,8 @@ def read_json_records(
         ) from error
     except UnicodeDecodeError as error:
         raise SourceError(f"is not UTF-8 JSON: {error}", source=source) from error
+    except RecursionError as error:
+        raise _too_deep(source) from error
 
     records = _follow(document, records_path, source)
     columns: dict[str, list[str]] = {field: [] for field in fields}
@@ -151,9 +154,22 @@ def read_json_records(
                 source=source,
             )
         for field in fields:
-            columns[field].append(_json_text(_lookup(record, field)))
+            try:
+                columns[field].append(_json_text(_lookup(record, field)))
+            except RecursionError as error:
+                # A field value nested just below the parser's limit can still be too deep to write.
+                raise _too_deep(source) from error
     label = f"{name} {records_path or 'records'}"
     return FeedRecords(cells=_frame(columns, len(records)), label=label)
+
+
+def _too_deep(source: str) -> SourceError:
+    return SourceError(
+        "is not a readable JSON feed: its arrays or objects are nested deeper than Python's "
+        f"recursion limit ({sys.getrecursionlimit()} levels) allows. Stock feeds need only a "
+        "few levels; ask the supplier to check the file.",
+        source=source,
+    )
 
 
 def _follow(document: Any, records_path: str, source: str) -> list[Any]:

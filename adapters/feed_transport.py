@@ -8,7 +8,14 @@ the last read.
   A ``304 Not Modified`` means the previous result is used again.
 * SFTP compares the remote file's modification time and size with the last read.
 * Bodies are limited to ``max_bytes`` while they stream, before and after
-  decompression, so an oversized or gzip-bomb feed is rejected early.
+  decompression, so an oversized or gzip-bomb feed is rejected early. A gzip
+  body with several members (``cat a.gz b.gz``) is unpacked whole, as
+  ``gzip -d`` does.
+* One try of a download is limited to ``total_timeout_s`` from the request to
+  the last byte, so a body that trickles in slowly cannot hold the job.
+* Redirects are followed only within the configured URL's origin (scheme, host
+  and port), so the auth secret never reaches another host. A redirect to
+  another origin, including https to http, is an error that names the target.
 * A body shorter than its ``Content-Length`` or SFTP file size, a truncated gzip
   stream and a zip without its central directory are errors, never partial data.
 """
@@ -44,11 +51,15 @@ log = logging.getLogger("eyekiosk_sync.adapters.feed")
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 60.0
+DEFAULT_TOTAL_TIMEOUT_S = 600.0
 DEFAULT_ATTEMPTS = 3
 DEFAULT_RETRY_BACKOFF_S = 1.0
 MAX_RETRY_DELAY_S = 30.0
 DEFAULT_SFTP_PORT = 22
 CHUNK_BYTES = 1 << 16
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 # Query parameters whose values are replaced by *** wherever a URL is shown.
@@ -246,6 +257,9 @@ class TransferOptions(AdapterOptions):
             decompression.
         connect_timeout_s: seconds to wait for a connection.
         read_timeout_s: seconds to wait for each chunk of data.
+        total_timeout_s: seconds one try may take from the request to the last
+            byte (HTTP) or from connecting to the last byte (SFTP). A try that
+            takes longer fails and is not retried.
         attempts: tries per read; 5xx responses, 429 and network errors are retried.
         retry_backoff_s: wait before the second try; it doubles for each further try.
         compression: "auto" detects gzip and zip by their first bytes; "none",
@@ -258,6 +272,7 @@ class TransferOptions(AdapterOptions):
     max_bytes: PositiveInt = DEFAULT_MAX_BYTES
     connect_timeout_s: float = Field(default=DEFAULT_CONNECT_TIMEOUT_S, gt=0)
     read_timeout_s: float = Field(default=DEFAULT_READ_TIMEOUT_S, gt=0)
+    total_timeout_s: float = Field(default=DEFAULT_TOTAL_TIMEOUT_S, gt=0)
     attempts: PositiveInt = DEFAULT_ATTEMPTS
     retry_backoff_s: float = Field(default=DEFAULT_RETRY_BACKOFF_S, ge=0)
     compression: Compression = "auto"
@@ -302,6 +317,27 @@ def _too_large(limit: int, subject: str, source: str) -> SourceError:
         f"Raise max_bytes in the source options if the feed is really this large.",
         source=source,
     )
+
+
+def _too_slow(limit: float, source: str) -> SourceError:
+    return SourceError(
+        f"the download took longer than total_timeout_s = {limit:g} seconds, so it was "
+        f"stopped. The server may be sending the feed very slowly. Raise total_timeout_s "
+        f"in the source options if the feed really takes this long.",
+        source=source,
+    )
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Return the URL's origin: scheme, host and port, with the scheme's default port filled in."""
+    return url.scheme, url.host, url.port or DEFAULT_PORTS.get(url.scheme)
+
+
+def show_origin(url: httpx.URL) -> str:
+    """Return ``scheme://host:port`` of the URL, without user info, path or query."""
+    scheme, host, port = origin(url)
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}" if port is not None else f"{scheme}://{host}"
 
 
 class HttpFetcher:
@@ -362,8 +398,9 @@ class HttpFetcher:
         timeout = httpx.Timeout(
             self.transfer.read_timeout_s, connect=self.transfer.connect_timeout_s
         )
+        # Redirects are followed by _fetch_once, which keeps them within the origin.
         with httpx.Client(
-            timeout=timeout, follow_redirects=True, transport=self.transport, auth=auth
+            timeout=timeout, follow_redirects=False, transport=self.transport, auth=auth
         ) as client:
             return retry_call(
                 lambda: self._fetch_once(client, destination, request_headers, params),
@@ -402,30 +439,21 @@ class HttpFetcher:
         headers: dict[str, str],
         params: dict[str, str],
     ) -> Download:
-        extra = frozenset({self.auth.name}) if self.auth and self.auth.name else frozenset()
+        # NOTE: the deadline is checked between redirects and body chunks, so response
+        # headers that trickle in are bounded only by read_timeout_s per read.
+        deadline = time.monotonic() + self.transfer.total_timeout_s
+        url = httpx.URL(self.url)
         try:
-            with client.stream("GET", self.url, headers=headers, params=params) as response:
-                where = f"GET {redact_url(response.request.url, extra)}"
-                log.info("feed.http_response request=%r status=%d", where, response.status_code)
-                if response.status_code == httpx.codes.NOT_MODIFIED:
-                    return Download(path=None, not_modified=True)
-                self._check_status(response, where)
-                encoding = response.headers.get("Content-Encoding", "").strip().lower() or None
-                if encoding not in (None, "identity", "gzip", "x-gzip"):
-                    raise SourceError(
-                        f"the server sent Content-Encoding {encoding!r}, which is not supported; "
-                        f"only gzip is",
-                        source=self.source,
-                    )
-                self._save_body(response, destination)
-                return Download(
-                    path=destination,
-                    validators={
-                        "etag": response.headers.get("ETag"),
-                        "last_modified": response.headers.get("Last-Modified"),
-                    },
-                    content_encoding=None if encoding == "identity" else encoding,
-                )
+            for _ in range(MAX_REDIRECTS + 1):
+                with client.stream("GET", url, headers=headers, params=params) as response:
+                    where = f"GET {redact_url(response.request.url, self._secret_names())}"
+                    log.info("feed.http_response request=%r status=%d", where, response.status_code)
+                    target = self._redirect_target(response, where)
+                    if target is None:
+                        return self._receive(response, destination, where, deadline)
+                url = target
+                if time.monotonic() > deadline:
+                    raise _too_slow(self.transfer.total_timeout_s, self.source)
         except httpx.TimeoutException as error:
             raise _RetryableError(f"timed out ({type(error).__name__})") from error
         except httpx.RemoteProtocolError as error:
@@ -435,6 +463,62 @@ class HttpFetcher:
             ) from error
         except httpx.TransportError as error:
             raise _RetryableError(f"the connection failed: {error}") from error
+        raise SourceError(
+            f"the server redirected more than {MAX_REDIRECTS} times. Set url to the feed's "
+            f"final address.",
+            source=self.source,
+        )
+
+    def _secret_names(self) -> frozenset[str]:
+        return frozenset({self.auth.name}) if self.auth and self.auth.name else frozenset()
+
+    def _redirect_target(self, response: httpx.Response, where: str) -> httpx.URL | None:
+        """Return where a redirect response points, or None when the response is no redirect.
+
+        Raises:
+            SourceError: when the redirect leaves the configured URL's origin.
+        """
+        location = response.headers.get("Location")
+        if response.status_code not in REDIRECT_STATUSES or not location:
+            return None
+        target = response.request.url.join(location)
+        if origin(target) == origin(httpx.URL(self.url)):
+            return target
+
+        # Another origin may not see the auth secret, and the operator should know.
+        if response.request.url.scheme == "https" and target.scheme != "https":
+            problem = "from https to unencrypted http"
+        else:
+            problem = f"to another origin, {show_origin(target)}"
+        raise SourceError(
+            f"{where} was redirected ({response.status_code}) {problem}. Redirects are "
+            f"followed only within {show_origin(httpx.URL(self.url))}, so that the feed's "
+            f"credentials go nowhere else. Set url to the feed's final address.",
+            source=self.source,
+        )
+
+    def _receive(
+        self, response: httpx.Response, destination: Path, where: str, deadline: float
+    ) -> Download:
+        if response.status_code == httpx.codes.NOT_MODIFIED:
+            return Download(path=None, not_modified=True)
+        self._check_status(response, where)
+        encoding = response.headers.get("Content-Encoding", "").strip().lower() or None
+        if encoding not in (None, "identity", "gzip", "x-gzip"):
+            raise SourceError(
+                f"the server sent Content-Encoding {encoding!r}, which is not supported; "
+                f"only gzip is",
+                source=self.source,
+            )
+        self._save_body(response, destination, deadline)
+        return Download(
+            path=destination,
+            validators={
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified"),
+            },
+            content_encoding=None if encoding == "identity" else encoding,
+        )
 
     def _check_status(self, response: httpx.Response, where: str) -> None:
         status = response.status_code
@@ -456,7 +540,7 @@ class HttpFetcher:
                 source=self.source,
             )
 
-    def _save_body(self, response: httpx.Response, destination: Path) -> None:
+    def _save_body(self, response: httpx.Response, destination: Path, deadline: float) -> None:
         limit = self.transfer.max_bytes
         declared = response.headers.get("Content-Length")
         expected = int(declared) if declared and declared.isdigit() else None
@@ -465,10 +549,12 @@ class HttpFetcher:
 
         received = 0
         with destination.open("wb") as handle:
-            for chunk in response.iter_raw(CHUNK_BYTES):
+            for chunk in response.iter_raw():
                 received += len(chunk)
                 if received > limit:
                     raise _too_large(limit, "the feed", self.source)
+                if time.monotonic() > deadline:
+                    raise _too_slow(self.transfer.total_timeout_s, self.source)
                 handle.write(chunk)
         if expected is not None and received != expected:
             raise _RetryableError(
@@ -556,7 +642,7 @@ class SftpFetcher:
         """
         connect_options = self._connect_options()
         return retry_call(
-            lambda: _run_coroutine(self._fetch_once(connect_options, destination, validators)),
+            lambda: _run_coroutine(self._fetch_in_time(connect_options, destination, validators)),
             transfer=self.transfer,
             sleep=self.sleep,
             source=self.source,
@@ -630,6 +716,17 @@ class SftpFetcher:
             f"ssh-keyscan {port}{self.options.host} >> {self.known_hosts} "
             f"(check the printed key with the supplier before trusting it)"
         )
+
+    async def _fetch_in_time(
+        self, connect_options: dict[str, Any], destination: Path, validators: dict[str, Any]
+    ) -> Download:
+        limit = self.transfer.total_timeout_s
+        try:
+            async with asyncio.timeout(limit):
+                return await self._fetch_once(connect_options, destination, validators)
+        except TimeoutError as error:
+            # Timeouts inside _fetch_once become _RetryableError, so this one is the deadline.
+            raise _too_slow(limit, self.source) from error
 
     async def _fetch_once(
         self, connect_options: dict[str, Any], destination: Path, validators: dict[str, Any]
@@ -770,21 +867,28 @@ def unpack(
 
 
 def _gunzip(source_path: Path, destination: Path, *, limit: int, source: str) -> None:
-    # wbits 16 + MAX_WBITS accepts the gzip header and checks its CRC and length.
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """Unpack every member of a gzip file, as ``gzip -d`` does, within ``limit`` bytes in total."""
+    decompressor = _gzip_member()
     written = 0
     try:
         with source_path.open("rb") as compressed, destination.open("wb") as plain:
             while chunk := compressed.read(CHUNK_BYTES):
                 while chunk:
+                    if decompressor.eof:
+                        # Another member follows; zero bytes pad some files between members.
+                        chunk = chunk.lstrip(b"\0")
+                        if not chunk:
+                            break
+                        decompressor = _gzip_member()
                     data = decompressor.decompress(chunk, CHUNK_BYTES * 16)
-                    chunk = decompressor.unconsumed_tail
+                    if decompressor.eof:
+                        chunk = decompressor.unused_data
+                    else:
+                        chunk = decompressor.unconsumed_tail
                     written += len(data)
                     if written > limit:
                         raise _too_large(limit, "the unpacked feed", source)
                     plain.write(data)
-                if decompressor.eof:
-                    break
     except zlib.error as error:
         raise SourceError(f"is not valid gzip data: {error}", source=source) from error
     if not decompressor.eof:
@@ -793,6 +897,11 @@ def _gunzip(source_path: Path, destination: Path, *, limit: int, source: str) ->
             "from it was used.",
             source=source,
         )
+
+
+def _gzip_member() -> Any:
+    # wbits 16 + MAX_WBITS accepts the gzip header and checks its CRC and length.
+    return zlib.decompressobj(16 + zlib.MAX_WBITS)
 
 
 def _unzip(

@@ -280,14 +280,21 @@ class SupplierFeedSource(StockSource[SupplierFeedOptions]):
     def _read_into(self, cache: FeedCache, work: Path) -> SourceResult:
         # Fetch, conditionally when a cached result exists.
         body = work / "body"
-        download = self._fetch(body, cache.validators())
+        validators = cache.validators()
+        download = self._fetch(body, validators)
         if download.not_modified:
-            cached = cache.load_result()
+            cached = cache.load_result() if validators else None
             if cached is not None:
                 return self._unchanged(cached, reason="not_modified")
             log.warning("feed.cache_missing source=%s: fetching the whole feed", self.describe())
             download = self._fetch(body, {})
-        assert download.path is not None
+        if download.path is None:
+            raise SourceError(
+                "the server responded with 304 Not Modified to a request without If-None-Match or "
+                "If-Modified-Since, so there is no feed to read and no earlier result to "
+                "reuse. Check the url, and ask the supplier to send the feed with 200 OK.",
+                source=self.describe(),
+            )
 
         # Skip parsing when the body is byte for byte the last one.
         digest = file_sha256(download.path)

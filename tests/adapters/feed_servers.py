@@ -1,8 +1,9 @@
 """Loopback HTTP and SFTP servers that serve supplier feeds to the ``feed`` adapter's tests.
 
 ``FeedHttpServer`` serves byte bodies by path from a thread, with ETag and
-Last-Modified validators, 304 responses, gzip, auth checks and faults (a cut-off
-body, a slow body, server errors). It counts full downloads per path, so tests
+Last-Modified validators, 304 responses, gzip, auth checks, redirects and faults
+(a cut-off body, a slow or trickling body, server errors, a 304 without a
+conditional request). It counts full downloads per path, so tests
 can tell a 304 from a download.
 
 ``FeedSftpServer`` runs an asyncssh SFTP server in a thread with its own event
@@ -26,6 +27,8 @@ from typing import Any
 import asyncssh
 
 LOOPBACK = "127.0.0.1"
+# A second loopback address, so that a redirect can point at another host.
+OTHER_LOOPBACK = "127.0.0.2"
 
 
 @dataclass
@@ -47,6 +50,10 @@ class Route:
         delay_s: wait this long before sending the body.
         failures: answer 503 this many times before answering normally.
         declare_length: send Content-Length (False sends the body until close).
+        redirect: answer ``redirect_status`` with this Location instead of the body.
+        redirect_status: the status of a redirect.
+        always_not_modified: answer 304 to every request, conditional or not.
+        trickle_s: send the body one byte at a time, waiting this long before each.
     """
 
     body: bytes
@@ -61,6 +68,10 @@ class Route:
     delay_s: float = 0.0
     failures: int = 0
     declare_length: bool = True
+    redirect: str | None = None
+    redirect_status: int = 302
+    always_not_modified: bool = False
+    trickle_s: float = 0.0
 
 
 @dataclass
@@ -73,12 +84,16 @@ class _State:
 
 
 class FeedHttpServer:
-    """An HTTP server on 127.0.0.1 with a free port, serving ``routes``."""
+    """An HTTP server on a loopback address with a free port, serving ``routes``.
 
-    def __init__(self) -> None:
+    Args:
+        host: the loopback address to listen on.
+    """
+
+    def __init__(self, host: str = LOOPBACK) -> None:
         self.state = _State()
         handler = type("Handler", (_Handler,), {"state": self.state})
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+        self.server = ThreadingHTTPServer((host, 0), handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -141,10 +156,16 @@ class _Handler(BaseHTTPRequestHandler):
         if route is None:
             self._send_empty(404)
             return
+        if route.redirect is not None:
+            self.send_response(route.redirect_status)
+            self.send_header("Location", route.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if not self._authorised(route, params):
             self._send_empty(401)
             return
-        if self._unchanged(route):
+        if route.always_not_modified or self._unchanged(route):
             with self.state.lock:
                 self.state.not_modified[path] += 1
             self._send_empty(304, route)
@@ -200,7 +221,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if route.trickle_s:
+            self._trickle(body, route.trickle_s)
+            return
         self.wfile.write(body)
+
+    def _trickle(self, body: bytes, delay_s: float) -> None:
+        try:
+            for index in range(len(body)):
+                time.sleep(delay_s)
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up on the slow body, which is what the tests expect.
+            self.close_connection = True
 
 
 def etag_of(body: bytes) -> str:
@@ -285,4 +319,4 @@ class FeedSftpServer:
         )
 
 
-__all__ = ["LOOPBACK", "FeedHttpServer", "FeedSftpServer", "Route", "etag_of"]
+__all__ = ["LOOPBACK", "OTHER_LOOPBACK", "FeedHttpServer", "FeedSftpServer", "Route", "etag_of"]

@@ -185,11 +185,12 @@ def test_dolibarr_fractional_quantity_rejects_key(dolibarr: str) -> None:
     ref1, ref2 = PRODUCTS[0].ref, PRODUCTS[1].ref
     assert ref1 not in as_dict(result)
     assert as_dict(result)[ref2][0] == 3 + PRODUCTS[1].stock[2]
-    locations = [r.location for r in result.rejections]
-    assert locations == [f"llx_product ref={ref1}", f"llx_product ref={ref1}"]
-    assert "quantity '2.5' is not a whole number" in result.rejections[0].reason
-    assert "cannot be summed" in result.rejections[1].reason
-    assert {r.key for r in result.rejections} == {ref1}
+    assert [r.location for r in result.rejections] == [f"llx_product ref={ref1}"]
+    reason = result.rejections[0].reason
+    assert reason.startswith("1 of its 2 rows were rejected, so its quantities cannot be summed.")
+    assert "(fk_entrepot=1): quantity '2.5' is not a whole number" in reason
+    assert "another row" not in reason
+    assert result.rejections[0].key == ref1
 
 
 @pytest.mark.parametrize(
@@ -224,6 +225,77 @@ def test_dolibarr_double_price_rule(tmp_path: Path, price: str, expected: int | 
     else:
         assert as_dict(result)[ref][1] == expected
         assert result.rejections == []
+
+
+def test_warehouse_key_gets_one_rejection_with_all_reasons(tmp_path: Path) -> None:
+    """A key with a bad row and differing prices gets one rejection that gives every reason."""
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    execute(
+        url,
+        "CREATE TABLE stock (ref TEXT, wh INTEGER, qty REAL, price REAL)",
+        "INSERT INTO stock VALUES ('A-6', 1, -1, 10.00), ('A-6', 2, 2, 10.00), "
+        "('A-6', 3, 1, 12.00), ('A-7', 1, 1, 5.00)",
+    )
+
+    result = read(
+        {
+            "url": url,
+            "table": "stock",
+            "columns": {"key": "ref", "quantity": "qty", "price": "price", "warehouse": "wh"},
+        }
+    )
+
+    assert as_dict(result) == {"A-7": (1, 500)}
+    assert [r.location for r in result.rejections] == ["stock ref=A-6"]
+    reason = result.rejections[0].reason
+    assert "1 of its 3 rows were rejected" in reason
+    assert "row 1 (wh=1): quantity '-1'" in reason
+    assert "2 different prices" in reason
+
+
+def test_duplicate_key_locations_name_rows(tmp_path: Path) -> None:
+    """Rows of one key with different values are rejected at distinct locations with row numbers."""
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    execute(
+        url,
+        "CREATE TABLE t (ref TEXT, qty INTEGER)",
+        "INSERT INTO t VALUES ('A-5', 1), ('A-6', 2), ('A-7', 3), ('A-6', 4)",
+    )
+
+    result = read({"url": url, "table": "t", "columns": {"key": "ref", "quantity": "qty"}})
+
+    assert as_dict(result) == {"A-5": (1, None), "A-7": (3, None)}
+    locations = [r.location for r in result.rejections]
+    assert locations == ["t ref=A-6 at row 2", "t ref=A-6 at row 4"]
+    assert "appears on 2 rows (rows 2, 4)" in result.rejections[0].reason
+
+
+def test_non_finite_float_quantity_and_price_named() -> None:
+    """NaN and infinite floats are rejected as not a number or infinite, not as empty."""
+    with postgres_database() as url:
+        execute(
+            url,
+            "CREATE TABLE t (ref text, qty float8, price float8)",
+            "INSERT INTO t VALUES ('A-1', 'NaN', 1), ('A-2', 'Infinity', 1), "
+            "('A-3', 2, 'NaN'), ('A-4', 2, '-Infinity'), ('A-5', 3, 4.5)",
+        )
+
+        result = read(
+            {
+                "url": url,
+                "table": "t",
+                "columns": {"key": "ref", "quantity": "qty", "price": "price"},
+            }
+        )
+
+    assert as_dict(result) == {"A-5": (3, 450)}
+    reasons = {r.location: r.reason for r in result.rejections}
+    assert reasons == {
+        "t ref=A-1": "quantity is NaN, which is not a number.",
+        "t ref=A-2": "quantity is infinite (inf).",
+        "t ref=A-3": "price is NaN, which is not a number.",
+        "t ref=A-4": "price is infinite (-inf).",
+    }
 
 
 # Odoo and ERPNext -------------------------------------------------------------------
@@ -330,6 +402,108 @@ def test_query_starting_with_delete_is_invalid() -> None:
                 "columns": {"key": "ref", "quantity": "stock"},
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("query", "dialect_url"),
+    [
+        ("SELECT ref, stock FROM llx_product; DELETE FROM llx_product", "sqlite:///erp.db"),
+        ("SELECT ref, stock FROM llx_product;\n-- done\nDROP TABLE x;", "sqlite:///erp.db"),
+        (
+            "SELECT ref, stock FROM llx_product WHERE ref <> 'a\\'; x'; DELETE FROM t",
+            "mysql+pymysql://erp@127.0.0.1/erp",
+        ),
+    ],
+    ids=["delete", "after-comment", "mysql-escaped-quote"],
+)
+def test_query_with_second_statement_is_invalid(query: str, dialect_url: str) -> None:
+    """A ';' followed by another statement outside strings and comments fails validation."""
+    with pytest.raises(ValidationError, match="more than one statement"):
+        source({"url": dialect_url, "query": query, "columns": {"key": "ref", "quantity": "stock"}})
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT ref, stock FROM llx_product;",
+        "SELECT ref, stock FROM llx_product; -- trailing comment",
+        "SELECT ref, stock FROM llx_product WHERE ref <> ';x' /* ; DELETE */",
+        "SELECT ref, stock FROM llx_product WHERE ref <> $$;DELETE$$",
+        'SELECT ref, stock AS "a;b" FROM llx_product',
+    ],
+    ids=["trailing-semicolon", "trailing-comment", "in-string", "dollar-quote", "quoted-name"],
+)
+def test_query_semicolon_inside_text_is_valid(query: str) -> None:
+    """A ';' at the end, or inside a string, quoted name or comment, is accepted."""
+    adapter = source(
+        {
+            "url": "postgresql+psycopg://erp@127.0.0.1/erp",
+            "query": query,
+            "columns": {"key": "ref", "quantity": "stock"},
+        }
+    )
+
+    assert adapter.options.query == query
+
+
+def test_second_statement_not_sent_to_postgresql(postgres_dolibarr: str) -> None:
+    """Two statements for PostgreSQL fail validation with a clear message, before any connection."""
+    with pytest.raises(ValidationError, match="more SQL follows the ';' on line 1"):
+        source(
+            {
+                "url": postgres_dolibarr,
+                "query": "SELECT ref, stock FROM llx_product; DELETE FROM llx_product",
+                "columns": {"key": "ref", "quantity": "stock"},
+            }
+        )
+
+
+# Statement timeout -------------------------------------------------------------------
+
+SLEEPING_QUERIES = {
+    "postgresql": "SELECT ref, stock FROM llx_product, pg_sleep(5)",
+    "mariadb": "SELECT ref, stock FROM llx_product, (SELECT SLEEP(5) AS pause) z",
+    "sqlite": (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
+        "SELECT 'A-1' AS ref, COUNT(*) AS stock FROM n"
+    ),
+}
+
+
+def test_statement_timeout_cancels_slow_query(dolibarr: str) -> None:
+    """A query that runs past statement_timeout_s is cancelled with an error naming the option."""
+    dialect = create_engine(dolibarr).dialect.name
+    dialect = "mariadb" if dialect == "mysql" else dialect
+    started = time.monotonic()
+
+    with pytest.raises(SourceError, match=r"ran longer than statement_timeout_s = 1 seconds"):
+        read(
+            {
+                "url": dolibarr,
+                "query": SLEEPING_QUERIES[dialect],
+                "statement_timeout_s": 1,
+                "columns": {"key": "ref", "quantity": "stock"},
+            }
+        )
+    assert time.monotonic() - started < 4
+
+
+def test_statement_timeout_zero_means_none(tmp_path: Path) -> None:
+    """statement_timeout_s = 0 sets no limit, so a query that takes a while still finishes."""
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    load_dolibarr(url, PRODUCTS[:3])
+    query = SLEEPING_QUERIES["sqlite"].replace("100000000", "300000")
+
+    result = read(
+        {
+            "url": url,
+            "query": query,
+            "statement_timeout_s": 0,
+            "columns": {"key": "ref", "quantity": "stock"},
+        }
+    )
+
+    assert as_dict(result) == {"A-1": (300000, None)}
 
 
 # Errors ----------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import create_engine, text
 
 from adapters.base import OrderDelivery, OrderSink, SourceContext
@@ -18,6 +21,7 @@ from adapters.testing import (
     OrderSinkContract,
     build_sink,
 )
+from sync.errors import SinkError, SourceError
 from tests.adapters.erp_schemas import create_order_tables
 from tests.databases import mariadb_database, postgres_database
 
@@ -184,8 +188,6 @@ def test_sink_missing_column_names_it(tmp_path: Path) -> None:
     create_order_tables(url)
     adapter = sink(url, booked_column="booked")
 
-    from sync.errors import SinkError
-
     with pytest.raises(SinkError, match="column 'booked'"):
         adapter.deliver([order(1)])
 
@@ -250,6 +252,107 @@ def test_status_source_query_with_parameters(tmp_path: Path) -> None:
     assert list(result.rows["order_id"]) == ["ord_2"]
     assert list(result.rows["status"]) == ["shipped"]
     assert result.rejections == []
+
+
+def test_status_source_second_statement_invalid() -> None:
+    """A status query with a second statement after ';' fails validation."""
+    with pytest.raises(ValidationError, match="more than one statement"):
+        ErpStatusSource.from_mapping(
+            {
+                "url": "sqlite:///erp.db",
+                "query": "SELECT order_ref, status FROM kiosk_orders; DELETE FROM kiosk_orders",
+                "columns": {"order_id": "order_ref", "status": "status"},
+            },
+            context=context(),
+        )
+
+
+# Statement timeout --------------------------------------------------------------------
+
+SLEEPING_STATUS_QUERIES = {
+    "postgresql": "SELECT order_ref, status FROM kiosk_orders, pg_sleep(5)",
+    "mysql": "SELECT order_ref, status FROM kiosk_orders, (SELECT SLEEP(5) AS pause) z",
+}
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server_orders_db(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Empty kiosk order tables on the PostgreSQL and MariaDB servers."""
+    opener = postgres_database if request.param == "postgresql" else mariadb_database
+    with opener() as url:
+        create_order_tables(url)
+        yield url
+
+
+def test_status_source_statement_timeout(server_orders_db: str) -> None:
+    """A status query that runs past statement_timeout_s is a SourceError naming the option."""
+    adapter = sink(server_orders_db)
+    adapter.deliver([order(1)])
+    adapter.close()
+    dialect = create_engine(server_orders_db).dialect.name
+    source = ErpStatusSource.from_mapping(
+        {
+            "url": server_orders_db,
+            "query": SLEEPING_STATUS_QUERIES[dialect],
+            "statement_timeout_s": 1,
+            "columns": {"order_id": "order_ref", "status": "status"},
+        },
+        context=context(),
+    )
+    started = time.monotonic()
+
+    with pytest.raises(SourceError, match=r"ran longer than statement_timeout_s = 1 seconds"):
+        source.read_statuses()
+    source.close()
+    assert time.monotonic() - started < 4
+
+
+class TableLock:
+    """Hold a lock on kiosk_orders from another connection until released or for 6 seconds."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.locked = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        with self.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("LOCK TABLE kiosk_orders IN ACCESS EXCLUSIVE MODE")
+            else:
+                connection.exec_driver_sql("SELECT * FROM kiosk_orders FOR UPDATE")
+            self.locked.set()
+            self.release.wait(timeout=6)
+            connection.rollback()
+
+    def __enter__(self) -> TableLock:
+        self.thread.start()
+        assert self.locked.wait(timeout=10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release.set()
+        self.thread.join(timeout=10)
+        self.engine.dispose()
+
+
+def test_sink_statement_timeout(server_orders_db: str) -> None:
+    """A write blocked past statement_timeout_s raises SinkError and rolls the batch back."""
+    adapter = sink(server_orders_db, statement_timeout_s=1)
+    adapter.deliver([order(1)])
+    started = time.monotonic()
+
+    with TableLock(server_orders_db), pytest.raises(SinkError) as caught:
+        adapter.deliver([order(1, status="shipped"), order(2)])
+    adapter.close()
+
+    assert time.monotonic() - started < 5
+    assert "ran longer than statement_timeout_s = 1 seconds" in str(caught.value)
+    assert "rolled back" in str(caught.value)
+    assert rows(server_orders_db, "SELECT order_ref, status FROM kiosk_orders") == [
+        ("ord_1", "pending")
+    ]
 
 
 # Adapter contract -----------------------------------------------------------------

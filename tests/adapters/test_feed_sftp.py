@@ -182,6 +182,17 @@ def test_sftp_oversized_rejected(tmp_path: Path, server: FeedSftpServer) -> None
         adapter.read()
 
 
+def test_sftp_total_timeout(tmp_path: Path, server: FeedSftpServer) -> None:
+    """A transfer that outlasts total_timeout_s fails with an error naming the option."""
+    known_hosts(tmp_path, server.known_hosts_line())
+    adapter = sftp_source(tmp_path, server)
+    adapter.options.total_timeout_s = 0.001
+    adapter.options.attempts = 3
+
+    with pytest.raises(SourceError, match=r"longer than total_timeout_s = 0.001 seconds"):
+        adapter.read()
+
+
 def test_sftp_describe_without_secret(tmp_path: Path, server: FeedSftpServer) -> None:
     """describe() names user, host, port and path, and not the password."""
     adapter = sftp_source(tmp_path, server)

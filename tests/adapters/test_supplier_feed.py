@@ -6,16 +6,19 @@ import gzip
 import io
 import json
 import logging
+import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
 import adapters.supplier_feed as supplier_feed
 from adapters.base import KEY, PRICE_CENTS, QUANTITY, SourceContext, SourceResult, StockSource
+from adapters.feed_transport import HttpFetcher
 from adapters.supplier_feed import SupplierFeedSource
 from adapters.testing import (
     CONTRACT_SECRET,
@@ -27,7 +30,7 @@ from adapters.testing import (
 )
 from sync.errors import SourceError
 from sync.sandbox import SandboxServer
-from tests.adapters.feed_servers import FeedHttpServer, Route, etag_of
+from tests.adapters.feed_servers import OTHER_LOOPBACK, FeedHttpServer, Route, etag_of
 from tests.sync.harness import US_EXPORT, Installation, read_export
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -364,6 +367,20 @@ def test_json_records_path_missing(tmp_path: Path, server: FeedHttpServer) -> No
         )
 
 
+def test_json_deep_nesting_rejected(tmp_path: Path, server: FeedHttpServer) -> None:
+    """JSON nested 100,000 levels deep is a SourceError naming the feed, not a RecursionError."""
+    depth = 100_000
+    url = server.serve("/deep.json", Route(body=b"[" * depth + b"]" * depth))
+
+    with pytest.raises(SourceError, match=r"feed http://.*/deep.json \(json\): .*nested deeper"):
+        read(
+            tmp_path,
+            url=url,
+            format="json",
+            columns={"key": "sku", "quantity": "qty"},
+        )
+
+
 def test_csv_gzip_file_tsv_decimal_comma(tmp_path: Path, server: FeedHttpServer) -> None:
     """A .gz TSV with decimal commas reads like the plain file, located by its inner name."""
     text = "Artikel\tBestand\tPreis\nB-1\t3\t12,50\nB-2\t-1\t1,00\n"
@@ -390,6 +407,38 @@ def test_csv_content_encoding_gzip(tmp_path: Path, server: FeedHttpServer) -> No
 
     assert len(result.rows) == 3
     assert server.requests[0]["headers"]["Accept-Encoding"] == "gzip, identity"
+
+
+def test_gzip_multi_member_read_whole(tmp_path: Path, server: FeedHttpServer) -> None:
+    """A gzip file of several members (``cat a.gz b.gz``) reads every member, as gzip -d does."""
+    first = b"sku,qty,price\nA-1,2,10.00\n"
+    second = b"A-2,0,12.50\n"
+    third = b"A-3,5,1.00\n"
+    body = gzip.compress(first) + gzip.compress(second) + b"\0" * 8 + gzip.compress(third)
+    url = server.serve("/stock.csv.gz", Route(body=body))
+
+    result = read(tmp_path, url=url, format="csv", columns=CSV_COLUMNS)
+
+    assert by_key(result) == {"A-1": (2, 1000), "A-2": (0, 1250), "A-3": (5, 100)}
+    assert result.total_rows == 3
+
+
+def test_gzip_multi_member_size_limit(tmp_path: Path, server: FeedHttpServer) -> None:
+    """max_bytes counts the unpacked bytes of all gzip members together."""
+    member = gzip.compress(b"A-9,1,1.00\n" * 40)
+    body = gzip.compress(b"sku,qty,price\n") + member + member
+    url = server.serve("/stock.csv.gz", Route(body=body))
+
+    with pytest.raises(SourceError, match=r"unpacked feed is larger than max_bytes = 600"):
+        read(tmp_path, url=url, format="csv", columns=CSV_COLUMNS, max_bytes=600)
+
+
+def test_gzip_garbage_after_member(tmp_path: Path, server: FeedHttpServer) -> None:
+    """Bytes after a gzip member that start no further member are invalid gzip data."""
+    url = server.serve("/stock.csv.gz", Route(body=gzip.compress(SMALL_CSV) + b"trailing"))
+
+    with pytest.raises(SourceError, match=r"not valid gzip data"):
+        read(tmp_path, url=url, format="csv", columns=CSV_COLUMNS)
 
 
 def zipped(**members: bytes) -> bytes:
@@ -460,6 +509,12 @@ TRUNCATED = [
         "gzip stream ends before its end marker",
         id="gzip-cut",
     ),
+    pytest.param(
+        "csv",
+        Route(body=gzip.compress(SMALL_CSV) + gzip.compress(SMALL_CSV[14:] * 50)[:-30]),
+        "gzip stream ends before its end marker",
+        id="gzip-second-member-cut",
+    ),
     pytest.param("csv", Route(body=zipped(a=SMALL_CSV)[:-40]), "not a complete zip", id="zip-cut"),
     pytest.param(
         "google_merchant",
@@ -527,6 +582,161 @@ def test_feed_not_found(tmp_path: Path, server: FeedHttpServer) -> None:
     with pytest.raises(SourceError, match=r"status 404.*Check the url"):
         read(tmp_path, url=f"{server.url}/missing.csv", format="csv", columns=CSV_COLUMNS)
     assert len(server.requests) == 1
+
+
+def test_feed_304_without_cache_rejected(tmp_path: Path, server: FeedHttpServer) -> None:
+    """A 304 with nothing cached is asked again without conditions, then is a SourceError."""
+    url = server.serve("/lie304.csv", Route(body=SMALL_CSV, always_not_modified=True))
+
+    with pytest.raises(SourceError, match=r"/lie304.csv \(csv\): the server responded with 304"):
+        read(tmp_path, url=url, format="csv", columns=CSV_COLUMNS)
+    assert len(server.requests) == 2
+    assert "If-None-Match" not in server.requests[1]["headers"]
+    assert "If-Modified-Since" not in server.requests[1]["headers"]
+
+
+def test_feed_304_with_lost_cache_refetched(tmp_path: Path, server: FeedHttpServer) -> None:
+    """A 304 to a conditional request whose cached rows are unreadable fetches the feed again."""
+    url = server.serve("/stock.csv", Route(body=SMALL_CSV, etag='"v1"'))
+    adapter = source(tmp_path, url=url, format="csv", columns=CSV_COLUMNS)
+    adapter.read()
+    for rows in (tmp_path / "state" / "feeds").glob("*.parquet"):
+        rows.write_bytes(b"not parquet")
+
+    result = adapter.read()
+
+    assert len(result.rows) == 3
+    assert server.not_modified("/stock.csv") == 1
+    assert server.downloads("/stock.csv") == 2
+
+
+def test_feed_total_timeout(tmp_path: Path, server: FeedHttpServer) -> None:
+    """A body that trickles in within read_timeout_s per byte stops at total_timeout_s."""
+    url = server.serve("/stock.csv", Route(body=SMALL_CSV, trickle_s=0.1))
+    started = time.monotonic()
+
+    with pytest.raises(SourceError, match=r"longer than total_timeout_s = 1 seconds"):
+        read(
+            tmp_path,
+            url=url,
+            format="csv",
+            columns=CSV_COLUMNS,
+            read_timeout_s=2,
+            total_timeout_s=1,
+        )
+    assert time.monotonic() - started < 3
+    assert server.downloads("/stock.csv") == 1
+
+
+# Redirects ------------------------------------------------------------------------
+
+REDIRECT_AUTH_CASES = [
+    pytest.param({"type": "header", "name": "X-Api-Key"}, id="header"),
+    pytest.param({"type": "query", "name": "apiKey"}, id="query"),
+    pytest.param({"type": "bearer"}, id="bearer"),
+]
+
+
+@pytest.fixture
+def other_server() -> Iterator[FeedHttpServer]:
+    with FeedHttpServer(OTHER_LOOPBACK) as running:
+        yield running
+
+
+@pytest.mark.parametrize("auth", REDIRECT_AUTH_CASES)
+def test_feed_redirect_other_host_rejected(
+    tmp_path: Path,
+    server: FeedHttpServer,
+    other_server: FeedHttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    auth: dict[str, str],
+) -> None:
+    """A redirect to another host is not followed, so that host never sees the secret."""
+    monkeypatch.setenv("FEED_SECRET", SECRET)
+    target = other_server.serve("/plain.csv", Route(body=SMALL_CSV))
+    url = server.serve("/stock.csv", Route(body=b"", redirect=f"{target}?token=abc"))
+
+    with pytest.raises(SourceError) as caught:
+        read(
+            tmp_path,
+            url=url,
+            format="csv",
+            columns=CSV_COLUMNS,
+            auth={**auth, "secret_env": "FEED_SECRET"},
+        )
+
+    message = str(caught.value)
+    assert f"to another origin, {other_server.url}." in message
+    assert "Set url to the feed's final address" in message
+    assert "/plain.csv" not in message
+    assert "abc" not in message
+    assert SECRET not in message
+    assert other_server.requests == []
+
+
+@pytest.mark.parametrize("auth", REDIRECT_AUTH_CASES)
+def test_feed_redirect_same_origin_keeps_auth(
+    tmp_path: Path,
+    server: FeedHttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    auth: dict[str, str],
+) -> None:
+    """A redirect within the origin is followed, and the secret goes along to the new path."""
+    monkeypatch.setenv("FEED_SECRET", SECRET)
+    checks: dict[str, dict[str, Any]] = {
+        "header": {"header": ("X-Api-Key", SECRET)},
+        "query": {"query": ("apiKey", SECRET)},
+        "bearer": {"bearer": SECRET},
+    }
+    required = checks[auth["type"]]
+    server.serve("/v2/stock.csv", Route(body=SMALL_CSV, **required))
+    url = server.serve("/stock.csv", Route(body=b"", redirect="/v2/stock.csv", redirect_status=301))
+
+    result = read(
+        tmp_path,
+        url=url,
+        format="csv",
+        columns=CSV_COLUMNS,
+        auth={**auth, "secret_env": "FEED_SECRET"},
+    )
+
+    assert len(result.rows) == 3
+    assert [request["path"] for request in server.requests] == ["/stock.csv", "/v2/stock.csv"]
+
+
+def test_feed_redirect_loop_stops(tmp_path: Path, server: FeedHttpServer) -> None:
+    """A redirect loop stops after five redirects with an error."""
+    url = server.serve("/loop.csv", Route(body=b"", redirect="/loop.csv"))
+
+    with pytest.raises(SourceError, match=r"redirected more than 5 times"):
+        read(tmp_path, url=url, format="csv", columns=CSV_COLUMNS)
+    assert len(server.requests) == 6
+
+
+def test_feed_redirect_https_to_http_rejected(tmp_path: Path) -> None:
+    """A redirect from https to http on the same host is rejected as a downgrade."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(302, headers={"Location": "http://feed.example/stock.csv"})
+
+    adapter = source(
+        tmp_path, url="https://feed.example/stock.csv", format="csv", columns=CSV_COLUMNS
+    )
+    fetcher = HttpFetcher(
+        "https://feed.example/stock.csv",
+        transfer=adapter.options,
+        auth=None,
+        headers={},
+        config_dir=tmp_path,
+        source=adapter.describe(),
+        transport=httpx.MockTransport(handler),
+    )
+
+    with pytest.raises(SourceError, match=r"redirected \(302\) from https to unencrypted http"):
+        fetcher.fetch(tmp_path / "body", {})
+    assert seen == ["https://feed.example/stock.csv"]
 
 
 # Authentication -------------------------------------------------------------------
