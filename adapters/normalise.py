@@ -38,14 +38,23 @@ from a database or a spreadsheet into that text without losing digits.
 Rules that the options do not change:
 
 * A quantity is a whole number of 0 or more. ``2``, ``2.0`` and, with
-  ``decimal = ","``, ``2,0`` are 2. ``2.5``, ``abc`` and ``-1`` are rejected.
+  ``decimal = ","``, ``2,0`` are 2, and ``007`` is 7. ``2.5``, ``abc`` and
+  ``-1`` are rejected, and so is a count of more than 9 digits after its
+  leading zeros.
 * A price is an amount with at most two decimal places, converted to integer
-  cents. ``288.99``, ``45``, ``45.`` and ``.5`` are read, and so are extra zero
-  places (``288.9900``). One currency sign ``$``, ``€``, ``£`` or ``¥``, or one
-  three-letter upper-case code such as ``USD`` or ``EUR``, may come before and
-  one after the amount, with or without a space: ``$45.00``, ``45.00 USD``,
-  ``EUR 45``. Signs, exponents and other text are rejected. An empty price cell
-  gives a missing price, which leaves the frame's price in Eyekiosk as it is.
+  cents. ``288.99``, ``45`` and ``.5`` are read, and so are extra zero places
+  (``288.9900``). ``45.`` is rejected: exports do not write a decimal separator
+  without digits after it, but a file cut while it was being written can end
+  that way. One currency sign ``$``, ``€``, ``£`` or ``¥``, or one three-letter
+  upper-case code such as ``USD`` or ``EUR``, may come before and one after the
+  amount, with or without a space: ``$45.00``, ``45.00 USD``, ``EUR 45``. The
+  signs are read as USD, EUR, GBP and JPY, in that order. A sign and a code
+  must name the same currency, so ``$45 USD`` is read and ``USD 45 EUR`` is
+  rejected. Plus and minus signs, exponents and other text are rejected. An
+  empty price cell gives a missing price, which leaves the frame's price in
+  Eyekiosk as it is.
+* With ``currency`` passed to ``normalise_cells``, a price that names another
+  currency, by sign or code, is rejected. Prices without a sign or code are read.
 * Each rejected row is reported once, with every reason that applies, at the
   location that ``locate`` returns for it.
 * A key that appears on several rows with the same quantity and price is kept
@@ -97,6 +106,11 @@ _FRACTION = r"^[0-9]+[.,][0-9]+$"
 # RE2 syntax (pyarrow): one currency sign or code at the start or the end.
 _CURRENCY = r"(?:[$€£¥]|[A-Z]{3})"
 _CURRENCY_AFFIXES = rf"^{_CURRENCY}[ \x{{00a0}}]*|[ \x{{00a0}}]*{_CURRENCY}$"
+#: ISO 4217 code of each currency sign that a price may carry. ``¥`` is read as
+#: the yen, although China's yuan uses the same sign.
+CURRENCY_SIGNS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
+# Thousands separators that a rejected price is checked for, to suggest ``thousands``.
+_THOUSANDS_SEPARATORS = (",", ".", " ", "'")
 
 KeyType = Literal["sku", "barcode", "composite"]
 #: Maps 0-based row positions in ``cells`` to one location string each.
@@ -242,6 +256,7 @@ def normalise_cells(
     cite: Cite | None = None,
     reasons: pd.Series | None = None,
     adapter: str = "normalise",
+    currency: str | None = None,
 ) -> tuple[pd.DataFrame, list[Rejection]]:
     """Parse text cells into normalised stock rows and rejections.
 
@@ -262,6 +277,9 @@ def normalise_cells(
             reason is rejected, and this reason comes before the others.
         adapter: adapter name for the logger ``eyekiosk_sync.adapters.<adapter>``
             and the event ``<adapter>.duplicates``.
+        currency: ISO 4217 code, such as ``USD``, that every price must be in.
+            A price whose sign or code names another currency is rejected, and
+            a price without one is read. None accepts any one currency.
 
     Returns:
         The rows, with columns ``key`` (pandas string, unique), ``quantity``
@@ -276,7 +294,7 @@ def normalise_cells(
         raise KeyError(f"cells lack the column {missing[0]!r} that the options name")
     cells = _as_text(cells.reset_index(drop=True), value_columns(options))
 
-    checked = _check_rows(cells, options, reasons)
+    checked = _check_rows(cells, options, reasons, currency)
     rows, conflicts = _collapse_duplicates(
         checked.rows, logging.getLogger(_logger_name(adapter)), adapter
     )
@@ -397,7 +415,10 @@ class _CheckedRows:
 
 
 def _check_rows(
-    cells: pd.DataFrame, options: ValueOptions, read_reasons: pd.Series | None
+    cells: pd.DataFrame,
+    options: ValueOptions,
+    read_reasons: pd.Series | None,
+    currency: str | None,
 ) -> _CheckedRows:
     keys, key_reasons = _parse_keys(cells, options)
     quantities, quantity_reasons = _parse_quantities(cells, options)
@@ -407,7 +428,7 @@ def _check_rows(
     if options.columns.price is None:
         prices = pd.Series(pd.NA, index=cells.index, dtype="Int64")
     else:
-        prices, price_reasons = _parse_prices(cells[options.columns.price], options)
+        prices, price_reasons = _parse_prices(cells[options.columns.price], options, currency)
         reason_columns.append(price_reasons)
 
     # Gather reasons per row; only rejected rows reach this Python loop.
@@ -494,8 +515,10 @@ def _parse_quantities(
     pattern = f"^-?{_integer_pattern(options)}(?:[{options.decimal}]0*)?$"
     whole = _mask(pc.match_substring_regex(text, pattern)) & ~empty
     digits = _remove_separators(text, options, drop_zero_fraction=True)
+    # Leading zeros (0000000007) do not count towards the digit limit.
+    significant = pc.utf8_ltrim(digits, "-0")
     too_large = whole & (
-        pc.fill_null(pc.utf8_length(pc.utf8_ltrim(digits, "-")), 0).to_numpy(zero_copy_only=False)
+        pc.fill_null(pc.utf8_length(significant), 0).to_numpy(zero_copy_only=False)
         > MAX_QUANTITY_DIGITS
     )
     parsed = whole & ~too_large
@@ -558,33 +581,32 @@ def _fill_empty_quantities(
     return filled, reason
 
 
-def _parse_prices(raw: pd.Series, options: ValueOptions) -> tuple[pd.Series, pd.Series]:
+def _parse_prices(
+    raw: pd.Series, options: ValueOptions, currency: str | None
+) -> tuple[pd.Series, pd.Series]:
     """Return prices in cents (Int64, <NA> where empty or rejected) and the reasons."""
     text = pc.utf8_trim_whitespace(pa.array(raw))
     empty = _mask(pc.equal(text, ""))
     amount = pc.replace_substring_regex(text, _CURRENCY_AFFIXES, "")
     decimal = f"[{options.decimal}]"
-    number = f"^(?:{_integer_pattern(options)}(?:{decimal}[0-9]*)?|{decimal}[0-9]+)$"
+    # At least one digit after the separator: a cut "248.99" can end as "248.".
+    number = f"^(?:{_integer_pattern(options)}(?:{decimal}[0-9]+)?|{decimal}[0-9]+)$"
     is_number = _mask(pc.match_substring_regex(amount, number)) & ~empty
     plain = pc.replace_substring(_remove_separators(amount, options), options.decimal, ".")
     places_ok = _mask(pc.match_substring_regex(plain, r"^[0-9]*(?:\.[0-9]{0,2}0*)?$"))
     size_ok = _mask(
         pc.match_substring_regex(plain, rf"^[0-9]{{0,{MAX_PRICE_INTEGER_DIGITS}}}(?:\.|$)")
     )
-    valid = is_number & places_ok & size_ok
+    currency_reasons = _currency_reasons(text, amount, raw, currency)
+    valid = is_number & places_ok & size_ok & currency_reasons.isna().to_numpy()
 
     cents = np.zeros(len(raw), dtype=np.int64)
     if valid.any():
         units = pc.cast(plain.filter(pa.array(valid)), pa.float64()).to_numpy(zero_copy_only=False)
         cents[valid] = np.round(units * 100).astype(np.int64)
-    example = f"289{options.decimal}00"
     reason_parts = [
-        _reason(
-            ~empty & ~is_number,
-            f"price '{{}}' is not an amount. Write it like {example}, optionally with "
-            f"a currency sign or code such as $ or USD.",
-            raw,
-        ),
+        _not_amount_reasons(~empty & ~is_number, amount, raw, options, currency),
+        currency_reasons.where(is_number),
         _reason(
             is_number & ~places_ok,
             "price '{}' has more than two decimal places. Round it to cents.",
@@ -597,8 +619,111 @@ def _parse_prices(raw: pd.Series, options: ValueOptions) -> tuple[pd.Series, pd.
             raw,
         ),
     ]
-    reasons = reason_parts[0].fillna(reason_parts[1]).fillna(reason_parts[2])
+    reasons = reason_parts[0]
+    for part in reason_parts[1:]:
+        # fillna on pyarrow strings copies the column, so skip parts without a reason.
+        if part.notna().any():
+            reasons = reasons.fillna(part)
     return pd.Series(cents, index=raw.index, dtype="Int64").where(valid), reasons
+
+
+def _currency_reasons(
+    text: pa.Array, amount: pa.Array, raw: pd.Series, currency: str | None
+) -> pd.Series:
+    """Return reasons for prices that name two currencies, or another one than ``currency``.
+
+    Args:
+        text: the trimmed price cells.
+        amount: ``text`` without its currency sign or code.
+        raw: the price cells as read, for the reasons.
+        currency: the expected ISO 4217 code, or None to accept any one currency.
+    """
+    result = pd.Series(pd.NA, index=raw.index, dtype=STRING_DTYPE)
+    marked = _mask(pc.not_equal(text, amount))
+    if not marked.any():
+        return result
+
+    # Most cells carry one marker or none, so the markers are read only where
+    # a cell has two, or one that is not the expected currency's.
+    positions = np.flatnonzero(marked)
+    subset = text.filter(pa.array(marked))
+    check = _mask(pc.match_substring_regex(subset, f"(?s)^{_CURRENCY}.*{_CURRENCY}$"))
+    if currency is not None:
+        # A cell with one marker is in the expected currency when it starts or
+        # ends with that currency's code or sign.
+        allowed = [currency, *(sign for sign, code in CURRENCY_SIGNS.items() if code == currency)]
+        expected = np.zeros(len(positions), dtype=bool)
+        for marker in allowed:
+            expected |= _mask(pc.starts_with(subset, marker)) | _mask(pc.ends_with(subset, marker))
+        check |= ~expected
+    if not check.any():
+        return result
+
+    positions = positions[check]
+    subset = subset.filter(pa.array(check))
+    prefix = _currency_codes(pc.extract_regex(subset, f"^(?P<code>{_CURRENCY})"))
+    suffix = _currency_codes(pc.extract_regex(subset, f"(?P<code>{_CURRENCY})$"))
+    values = raw.iloc[positions]
+    for index, (first, last) in enumerate(zip(prefix, suffix, strict=True)):
+        if first and last and first != last:
+            reason = (
+                f"price '{values.iloc[index]}' names two currencies, {first} and {last}. "
+                f"Keep one currency sign or code."
+            )
+        elif currency is not None and (first or last) != currency:
+            reason = (
+                f"price '{values.iloc[index]}' is in {first or last}, but currency is "
+                f"{currency}. Export the prices in {currency}, or set currency to the "
+                f"currency of the export."
+            )
+        else:
+            continue
+        result.iloc[positions[index]] = reason
+    return result
+
+
+def _currency_codes(matches: pa.StructArray) -> list[str | None]:
+    """Return the ISO 4217 code of each matched sign or code, None where nothing matched."""
+    found = pc.struct_field(matches, [0]).to_pylist()
+    return [CURRENCY_SIGNS.get(marker, marker) if marker else None for marker in found]
+
+
+def _not_amount_reasons(
+    mask: np.ndarray,
+    amount: pa.Array,
+    raw: pd.Series,
+    options: ValueOptions,
+    currency: str | None,
+) -> pd.Series:
+    """Return the reason for each price that is not an amount, with an example to follow.
+
+    A price written with thousands separators that the options do not name,
+    such as ``1.299,00`` without ``thousands = "."``, gets a hint to set them.
+    """
+    result = _reason(
+        mask, f"price '{{}}' is not an amount. {_amount_example(options, currency)}", raw
+    )
+    if not mask.any():
+        return result
+
+    positions = np.flatnonzero(mask)
+    subset = amount.filter(pa.array(mask))
+    for separator in _THOUSANDS_SEPARATORS:
+        if separator in (options.decimal, options.thousands):
+            continue
+        grouped = rf"^[0-9]{{1,3}}(?:[{separator}][0-9]{{3}})+(?:[{options.decimal}][0-9]+)?$"
+        hinted = positions[_mask(pc.match_substring_regex(subset, grouped))]
+        hint = f" If '{separator}' separates thousands, set thousands = \"{separator}\"."
+        result.iloc[hinted] = result.iloc[hinted] + hint
+    return result
+
+
+def _amount_example(options: ValueOptions, currency: str | None) -> str:
+    """Return the sentence that shows how to write a price, in the expected currency."""
+    code = currency or ("EUR" if options.decimal == "," else "USD")
+    sign = next((sign for sign, named in CURRENCY_SIGNS.items() if named == code), None)
+    markers = f"a currency sign or code such as {sign} or {code}" if sign else f"the code {code}"
+    return f"Write it like 289{options.decimal}00, optionally with {markers}."
 
 
 def _integer_pattern(options: ValueOptions) -> str:
@@ -699,6 +824,7 @@ def _rejections(
 
 
 __all__ = [
+    "CURRENCY_SIGNS",
     "MAX_EXACT_FLOAT_DIGITS",
     "AvailabilityOptions",
     "Cite",

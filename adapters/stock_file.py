@@ -20,6 +20,23 @@ docstring lists the rules for keys, quantities, prices and duplicate keys. A
 rejected row is reported at ``<file name>:<line>``, where the line is the
 physical line on which the row starts, counting the header, blank lines and
 line breaks inside quoted cells.
+
+Rules for a CSV file as a whole:
+
+* Blank and whitespace-only lines are skipped, also above the header, with
+  every engine.
+* A row with fewer or more cells than the header is rejected, because its
+  values may sit in the wrong columns.
+* A file whose last line has no line break at its end may have been cut while
+  the exporter was writing it, so that last row is rejected unless
+  ``require_final_newline = false``. The next cycle reads the file again. A
+  file cut exactly at a line break looks complete, and only the engine's guard
+  against a sudden drop in rows notices it. So does a file cut right after a
+  line break inside a quoted cell, because pyarrow and the csv module both
+  close an open quote at the end of the file.
+* Line numbers come from a second read of the file. A file whose size,
+  modification time or inode changes between the reads raises SourceError
+  instead of reporting rows at wrong lines.
 """
 
 from __future__ import annotations
@@ -27,6 +44,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +55,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import python_calamine
-from pydantic import PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from adapters.base import SourceResult, StockSource, empty_rows
 from adapters.normalise import (
@@ -60,6 +78,11 @@ Engine = Literal["auto", "pyarrow", "c"]
 FileFormat = Literal["auto", "csv", "xlsx"]
 # Extensions that format = "auto" reads as a workbook; every other file is CSV.
 XLSX_SUFFIXES = (".xlsx", ".xlsm")
+# Largest value that csv.field_size_limit accepts everywhere: it is a C long,
+# which has 32 bits on Windows.
+MAX_FIELD_SIZE_LIMIT = 2**31 - 1
+# Bytes read from the end of a file to find its last line break.
+TAIL_BYTES = 4096
 
 
 class StockFileOptions(ValueOptions):
@@ -80,10 +103,19 @@ class StockFileOptions(ValueOptions):
             as workbooks and every other file as CSV.
         sheet: with format "xlsx", the name of the sheet to read; None reads
             the first sheet.
-        engine: "pyarrow" is the fast parser. "c" is pandas' own parser, which
-            also reads files with ragged rows or whitespace-only lines. "auto"
-            tries pyarrow and falls back to "c" when pyarrow cannot parse the file.
-            Workbooks ignore delimiter, encoding and engine.
+        engine: "pyarrow" is the fast parser. "c" is pandas' own parser, for
+            files that pyarrow cannot parse. It pads short rows and cuts long
+            ones silently, so the adapter then checks each row's cell count in
+            a second pass with Python's csv module, which makes "c" slower.
+            "auto" tries pyarrow and falls back to "c" when pyarrow fails.
+            Workbooks ignore delimiter, encoding, engine and require_final_newline.
+        require_final_newline: reject the last row of a CSV file whose last
+            line does not end with a line break, because the file may have been
+            cut while it was being written. Set it to false for an exporter
+            that never ends its files with a line break.
+        currency: ISO 4217 code, such as "USD", that every price must be in. A
+            price whose sign or code names another currency is rejected. None
+            accepts any one currency sign or code.
     """
 
     path: Path
@@ -93,6 +125,8 @@ class StockFileOptions(ValueOptions):
     encoding: str = "utf-8"
     header_row: PositiveInt = 1
     engine: Engine = "auto"
+    require_final_newline: bool = True
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
 
     def file_format(self) -> Literal["csv", "xlsx"]:
         """Return the format that ``format`` sets or the extension of ``path`` implies."""
@@ -157,20 +191,30 @@ class StockFileSource(StockSource[StockFileOptions]):
         Raises:
             SourceError: when the file is missing or unreadable, is not in the
                 configured encoding, lacks a configured column, is not valid CSV,
-                or is not a workbook that has the configured sheet.
+                changed while it was read, or is not a workbook that has the
+                configured sheet.
         """
         if self.options.file_format() == "xlsx":
             return self._read_workbook()
-        header = self._read_header()
-        if header is None:
+        before = self._file_state()
+        found = self._read_header()
+        if found is None:
             log.info("csv.read path=%s rows=0 reason=no_header", self.path)
             return SourceResult(rows=empty_rows(), description=self.describe())
+        header_line, header = found
         self._check_columns(header)
 
-        cells, engine = self._read_cells()
-        lines = _LineIndex(self)
+        cells, engine, scan = self._read_cells(header_line, header, before)
+        self._check_unchanged(before)
+        lines = _LineIndex(self, before, scan)
         rows, rejections = normalise_cells(
-            cells, self.options, locate=lines.locate, cite=lines.cite, adapter="csv"
+            cells,
+            self.options,
+            locate=lines.locate,
+            cite=lines.cite,
+            reasons=self._row_reasons(len(cells), len(header), scan),
+            adapter="csv",
+            currency=self.options.currency,
         )
         log.info(
             "csv.read path=%s engine=%s total=%d rows=%d rejected=%d",
@@ -189,10 +233,11 @@ class StockFileSource(StockSource[StockFileOptions]):
 
     # Reading ---------------------------------------------------------------
 
-    def _read_header(self) -> list[str] | None:
+    def _read_header(self) -> tuple[int, list[str]] | None:
+        """Return the physical line of the header and its cells, or None for a blank file."""
         with self._errors_as_source_error(), self._open_text() as handle:
-            for _, record, _ in _records(handle, self.options):
-                return record
+            for start, record, _ in _records(handle, self.options):
+                return start, record
         return None
 
     def _check_columns(
@@ -220,25 +265,43 @@ class StockFileSource(StockSource[StockFileOptions]):
                 source=self.describe(),
             )
 
-    def _read_cells(self) -> tuple[pd.DataFrame, str]:
-        """Read the used columns as text and return them with the name of the parser."""
+    def _read_cells(
+        self, header_line: int, header: list[str], before: _FileState
+    ) -> tuple[pd.DataFrame, str, _RowScan | None]:
+        """Read the used columns as text, one row per data row of the file.
+
+        Returns:
+            The cells, the name of the parser, and the csv module's scan of the
+            rows when one was needed to find rows with the wrong cell count.
+        """
         engine = self.options.engine
         if engine in ("auto", "pyarrow"):
             try:
                 with self._errors_as_source_error():
-                    return self._read_with_pyarrow(), "pyarrow"
+                    table, ragged = self._read_with_pyarrow(header_line)
+                if not ragged:
+                    return _table_frame(table), "pyarrow", None
+                # pyarrow skipped the rows with the wrong cell count, so put them back in place.
+                scan = self._scan_rows(len(header), before)
+                self._check_row_count(len(table) + len(scan.ragged), scan, before)
+                return _with_ragged_rows(table, scan, header), "pyarrow", scan
             except _ArrowParseError as error:
                 if engine == "pyarrow":
                     raise SourceError(
                         f"is not valid CSV: {error}. Check delimiter and header_row, "
-                        f'or set engine = "c" to read ragged rows.',
+                        f'or set engine = "c".',
                         source=self.describe(),
                     ) from error.__cause__
                 log.warning("csv.engine_fallback path=%s engine=c reason=%s", self.path, error)
         with self._errors_as_source_error():
-            return self._read_with_c_parser(), "c"
+            frame = self._read_with_c_parser(header_line)
+        # The C parser pads short rows and cuts long ones without saying so.
+        scan = self._scan_rows(len(header), before)
+        self._check_row_count(len(frame), scan, before)
+        return frame, "c", scan
 
-    def _read_with_pyarrow(self) -> pd.DataFrame:
+    def _read_with_pyarrow(self, header_line: int) -> tuple[pa.Table, int]:
+        """Read the used columns and count the rows whose cell count differs from the header's."""
         used = value_columns(self.options)
         # Arrow skips a UTF-8 byte order mark itself and decodes UTF-8 natively;
         # other encodings go through Python's codec.
@@ -247,17 +310,25 @@ class StockFileSource(StockSource[StockFileOptions]):
             if _codec_name(self.options.encoding).startswith("utf-8")
             else (self.options.encoding)
         )
+        # A list, because pyarrow may call the handler from several threads.
+        ragged: list[int] = []
+
+        def skip_invalid_row(row: pacsv.InvalidRow) -> str:
+            # Whitespace-only lines are skipped silently, as _records skips them.
+            if not _is_blank_row(row.text, self.options.delimiter):
+                ragged.append(row.actual_columns)
+            return "skip"
+
         try:
             table = pacsv.read_csv(
                 self.path,
-                read_options=pacsv.ReadOptions(
-                    skip_rows=self.options.header_row - 1, encoding=encoding
-                ),
+                read_options=pacsv.ReadOptions(skip_rows=header_line - 1, encoding=encoding),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.options.delimiter,
                     quote_char='"',
                     double_quote=True,
                     newlines_in_values=True,
+                    invalid_row_handler=skip_invalid_row,
                 ),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=used,
@@ -266,31 +337,127 @@ class StockFileSource(StockSource[StockFileOptions]):
                     quoted_strings_can_be_null=False,
                 ),
             )
+        except pa.ArrowKeyError as error:
+            raise self._header_changed_error() from error
         except pa.ArrowInvalid as error:
             if "UTF8" in str(error):
                 raise self._decode_error() from error
             raise _ArrowParseError(str(error).strip()) from error
-        return pd.DataFrame(
-            {name: pd.Series(pd.arrays.ArrowStringArray(table.column(name))) for name in used}
+        except pa.ArrowException as error:
+            raise _ArrowParseError(str(error).strip()) from error
+        return table, len(ragged)
+
+    def _read_with_c_parser(self, header_line: int) -> pd.DataFrame:
+        used = value_columns(self.options)
+        try:
+            frame = pd.read_csv(
+                self.path,
+                sep=self.options.delimiter,
+                encoding=_python_encoding(self.options.encoding),
+                encoding_errors="strict",
+                skiprows=header_line - 1,
+                header=0,
+                usecols=used,
+                dtype=str,
+                na_filter=False,
+                quotechar='"',
+                doublequote=True,
+                engine="c",
+            )
+        except ValueError as error:
+            # pandas raises a plain ValueError when a usecols name is not in the header.
+            if "Usecols do not match columns" not in str(error):
+                raise
+            raise self._header_changed_error() from error
+        return frame.astype(STRING_DTYPE)[used]
+
+    def _scan_rows(self, width: int, before: _FileState) -> _RowScan:
+        """Find each data row's line and the rows that do not have ``width`` cells."""
+        scan = _RowScan()
+        with self._errors_as_source_error(), self._open_text() as handle:
+            records = _records(handle, self.options)
+            next(records, None)
+            for position, (start, record, _) in enumerate(records):
+                scan.lines.append(start)
+                if len(record) != width:
+                    scan.ragged[position] = record
+        self._check_unchanged(before)
+        return scan
+
+    def _check_row_count(self, parsed: int, scan: _RowScan, before: _FileState) -> None:
+        if parsed == len(scan.lines):
+            return
+        self._check_unchanged(before)
+        raise SourceError(
+            f"is not valid CSV: the parser found {parsed} data rows, but Python's csv module "
+            f"found {len(scan.lines)}, so rejected rows cannot be given line numbers. Check "
+            f"the quotes in the export.",
+            source=self.describe(),
         )
 
-    def _read_with_c_parser(self) -> pd.DataFrame:
-        used = value_columns(self.options)
-        frame = pd.read_csv(
-            self.path,
-            sep=self.options.delimiter,
-            encoding=_python_encoding(self.options.encoding),
-            encoding_errors="strict",
-            skiprows=self.options.header_row - 1,
-            header=0,
-            usecols=used,
-            dtype=str,
-            na_filter=False,
-            quotechar='"',
-            doublequote=True,
-            engine="c",
+    def _row_reasons(self, count: int, width: int, scan: _RowScan | None) -> pd.Series | None:
+        """Return reasons for rows with the wrong cell count and for a last row that may be cut."""
+        reasons: dict[int, str] = {}
+        for position, record in (scan.ragged if scan else {}).items():
+            reasons[position] = (
+                f"the row has {len(record)} cells, but the header has {width}, so its values "
+                f"may be in the wrong columns. Check the delimiters and quotes of this row."
+            )
+        if count and self.options.require_final_newline and self._last_line_unterminated():
+            last = count - 1
+            cut = (
+                "the file's last line does not end with a line break, so the file may have "
+                "been cut while it was being written. If the exporter is still writing it, "
+                "the next cycle reads it complete. If the exporter never ends its files with "
+                "a line break, set require_final_newline = false."
+            )
+            reasons[last] = f"{cut} {reasons[last]}" if last in reasons else cut
+        if not reasons:
+            return None
+
+        series = pd.Series(pd.NA, index=pd.RangeIndex(count), dtype=STRING_DTYPE)
+        series.iloc[list(reasons)] = list(reasons.values())
+        return series
+
+    def _last_line_unterminated(self) -> bool:
+        """Return whether the file's last line has text and no line break after it."""
+        with self._errors_as_source_error(), self.path.open("rb") as handle:
+            head = handle.read(4)
+            size = handle.seek(0, os.SEEK_END)
+            # A multiple of 4 keeps UTF-16 and UTF-32 decoding in step.
+            offset = max(0, size - TAIL_BYTES) // 4 * 4
+            handle.seek(offset)
+            tail = handle.read()
+        decoder = codecs.getincrementaldecoder(_python_encoding(self.options.encoding))("replace")
+        if offset:
+            # The head lets a UTF-16 or UTF-32 decoder read the byte order mark.
+            decoder.decode(head)
+        text = decoder.decode(tail, final=True)
+        last_break = max(text.rfind("\n"), text.rfind("\r"))
+        return bool(text[last_break + 1 :].strip())
+
+    def _file_state(self) -> _FileState:
+        with self._errors_as_source_error():
+            status = self.path.stat()
+        return (status.st_ino, status.st_size, status.st_mtime_ns)
+
+    def _check_unchanged(self, before: _FileState) -> None:
+        """Raise SourceError when the file is not the one that the read started with."""
+        if self._file_state() != before:
+            raise SourceError(
+                "changed while it was read, so its rows and line numbers cannot be matched. "
+                "The exporter is probably still writing or replacing it. The next cycle "
+                "reads it again.",
+                source=self.describe(),
+            )
+
+    def _header_changed_error(self) -> SourceError:
+        return SourceError(
+            "lost a configured column between two reads of its header, so the exporter "
+            "is probably rewriting it. The next cycle reads it again. If this repeats, "
+            "check the names under [columns].",
+            source=self.describe(),
         )
-        return frame.astype(STRING_DTYPE)[used]
 
     @contextmanager
     def _open_text(self) -> Iterator[IO[str]]:
@@ -298,6 +465,7 @@ class StockFileSource(StockSource[StockFileOptions]):
         with self.path.open(
             encoding=_python_encoding(self.options.encoding), newline="", errors="strict"
         ) as handle:
+            _allow_fields_up_to(os.fstat(handle.fileno()).st_size)
             yield handle
 
     @contextmanager
@@ -373,6 +541,7 @@ class StockFileSource(StockSource[StockFileOptions]):
             cite=lambda positions: "rows " + join_limited([str(row_numbers[p]) for p in positions]),
             reasons=reasons,
             adapter="xlsx",
+            currency=self.options.currency,
         )
         xlsx_log.info(
             "xlsx.read path=%s sheet=%s total=%d rows=%d rejected=%d",
@@ -441,12 +610,33 @@ class StockFileSource(StockSource[StockFileOptions]):
         return starts
 
 
+# Inode, size in bytes and modification time in nanoseconds of a file.
+_FileState = tuple[int, int, int]
+
+
+class _RowScan:
+    """Data rows as a full read with the csv module found them.
+
+    Attributes:
+        lines: the physical line on which each data row starts.
+        ragged: the cells of each row whose cell count differs from the
+            header's, by 0-based data row position.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[int] = []
+        self.ragged: dict[int, list[str]] = {}
+
+
 class _LineIndex:
     """Physical line numbers of data rows, found by rereading the file when a row is rejected."""
 
-    def __init__(self, source: StockFileSource) -> None:
+    def __init__(
+        self, source: StockFileSource, before: _FileState, scan: _RowScan | None = None
+    ) -> None:
         self._source = source
-        self._lines: list[int] = []
+        self._before = before
+        self._lines: list[int] = scan.lines if scan else []
 
     def locate(self, positions: Sequence[int]) -> list[str]:
         lines = self._lines_until(max(positions))
@@ -467,6 +657,8 @@ class _LineIndex:
     def _lines_until(self, last: int) -> list[int]:
         if len(self._lines) <= last:
             self._lines = self._source._record_lines(last)
+            # Line numbers from another version of the file would point at wrong rows.
+            self._source._check_unchanged(self._before)
         return self._lines
 
 
@@ -478,18 +670,65 @@ def _records(handle: IO[str], options: StockFileOptions) -> Iterator[tuple[int, 
     """Yield (first line, cells, last line) for each non-blank record from the header on.
 
     Blank and whitespace-only lines are skipped, as pandas' parser skips them.
+
+    Raises:
+        csv.Error: when a record is not valid CSV; the message names its last line.
     """
     for _ in range(options.header_row - 1):
         handle.readline()
     offset = options.header_row - 1
     reader = csv.reader(handle, delimiter=options.delimiter, quotechar='"', doublequote=True)
     end = 0
-    for record in reader:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise csv.Error(f"line {offset + reader.line_num}: {error}") from error
         start = offset + end + 1
         end = reader.line_num
         if not record or (len(record) == 1 and not record[0].strip()):
             continue
         yield start, record, offset + end
+
+
+def _is_blank_row(text: str, delimiter: str) -> bool:
+    """Return whether a row that pyarrow rejected is one that ``_records`` skips as blank."""
+    if not text.strip():
+        return True
+    try:
+        record = next(csv.reader([text], delimiter=delimiter, quotechar='"'), [])
+    except csv.Error:
+        return False
+    return len(record) <= 1 and not "".join(record).strip()
+
+
+def _table_frame(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            name: pd.Series(pd.arrays.ArrowStringArray(table.column(name)))
+            for name in table.column_names
+        }
+    )
+
+
+def _with_ragged_rows(table: pa.Table, scan: _RowScan, header: list[str]) -> pd.DataFrame:
+    """Insert the rows that pyarrow skipped at their positions, with their cells from the scan."""
+    ragged = np.zeros(len(scan.lines), dtype=bool)
+    ragged[list(scan.ragged)] = True
+    # Row i of the result is table row (number of rows before i that are not ragged).
+    take = pa.array(np.cumsum(~ragged) - 1, mask=ragged)
+    frame = _table_frame(table.take(take))
+
+    positions = list(scan.ragged)
+    records = list(scan.ragged.values())
+    for name in frame.columns:
+        index = header.index(name)
+        frame.iloc[positions, frame.columns.get_loc(name)] = [
+            record[index] if index < len(record) else "" for record in records
+        ]
+    return frame
 
 
 def _header_text(cell: object) -> str:
@@ -563,6 +802,19 @@ def _workbook_text(values: list[object], *, price: bool) -> tuple[pd.Series, np.
     for index in np.flatnonzero(~is_text & ~is_float):
         text[index] = scalar_as_text(values[index])
     return pd.Series(text, dtype=STRING_DTYPE), inexact
+
+
+def _allow_fields_up_to(size: int) -> None:
+    """Raise the csv module's cell size limit to ``size`` characters, never lowering it.
+
+    The default limit of 131072 characters rejects a large cell in a column
+    that the adapter does not even use. No cell is longer than the file's size
+    in bytes, so that size bounds the limit. The limit is global to the
+    process, so it is only ever raised, which keeps concurrent readers safe.
+    """
+    needed = min(max(size, 1), MAX_FIELD_SIZE_LIMIT)
+    if csv.field_size_limit() < needed:
+        csv.field_size_limit(needed)
 
 
 def _codec_name(encoding: str) -> str:

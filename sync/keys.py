@@ -321,9 +321,7 @@ def _composite_text(part: str | None) -> str:
     return "".join(
         c
         for c in decomposed
-        if not (
-            c in _COMPOSITE_NOISE_CONTROLS or unicodedata.category(c)[0] in _DROPPED_CATEGORIES
-        )
+        if not (c in _COMPOSITE_NOISE_CONTROLS or unicodedata.category(c)[0] in _DROPPED_CATEGORIES)
     )
 
 

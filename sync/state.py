@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     bindparam,
     create_engine,
@@ -265,6 +266,9 @@ class StateStore:
         """Insert or replace frames in the mirror, in chunks, in one transaction."""
         if not rows:
             return
+        if self.engine.dialect.name == "sqlite":
+            self._upsert_sqlite_frames(rows)
+            return
         # One statement with many parameter sets is compiled once and cached;
         # a multi-row VALUES statement was compiled again for every chunk.
         statement = self._upsert_statement()
@@ -273,9 +277,46 @@ class StateStore:
                 chunk = rows[start : start + UPSERT_CHUNK]
                 session.execute(statement, [_row_dict(row) for row in chunk])
 
+    def _upsert_sqlite_frames(self, rows: Sequence[MirrorRow]) -> None:
+        """Upsert frames on SQLite through the sqlite3 connection, writing only what differs.
+
+        A plain upsert sets every column, so SQLite rewrites the entries of all
+        four indexes of each frame, even when its keys stay the same, and
+        rewrites frames whose values did not change at all. An incremental
+        refresh mostly reads frames that are already mirrored with the same
+        keys, often with the same values (the ones this program posted). So
+        the first statement inserts new frames and fully updates frames whose
+        keys changed, and the second updates the other columns of the frames
+        whose values differ, which touches no secondary index. The mirror ends
+        up exactly as after a plain upsert.
+        """
+        stamp = _sqlite_datetime_processor(self.engine)
+        parameters = [
+            (
+                row.id,
+                row.sku,
+                row.gtin14,
+                row.composite,
+                row.quantity,
+                row.price_cents,
+                row.currency,
+                stamp(row.updated_at),
+            )
+            for row in rows
+        ]
+        values = [(quantity, price, currency, at, frame_id)
+                  for frame_id, _, _, _, quantity, price, currency, at in parameters]  # fmt: skip
+        with self.engine.begin() as connection:
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(_SQLITE_UPSERT_NEW_OR_REKEYED, parameters)
+                cursor.executemany(_SQLITE_UPDATE_VALUES, values)
+            finally:
+                cursor.close()
+
     def _upsert_statement(self) -> Any:
         dialect = self.engine.dialect.name
-        table = MirrorFrame.__table__
+        table = _mirror_table()
         columns = (
             "sku",
             "gtin14",
@@ -294,9 +335,9 @@ class StateStore:
         if dialect in ("mysql", "mariadb"):
             from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-            statement = mysql_insert(table)
-            return statement.on_duplicate_key_update(
-                {name: statement.inserted[name] for name in columns}
+            mysql_statement = mysql_insert(table)
+            return mysql_statement.on_duplicate_key_update(
+                {name: mysql_statement.inserted[name] for name in columns}
             )
         raise StateError(f"the state database dialect {dialect!r} is not supported")
 
@@ -308,17 +349,33 @@ class StateStore:
         Args:
             updates: (frame id, new quantity or None, new price in cents or None, updated_at).
         """
-        parameters = [
-            {"b_id": frame_id, "b_quantity": quantity, "b_price_cents": price_cents,
-             "b_updated_at": updated_at}
-            for frame_id, quantity, price_cents, updated_at in updates
-        ]  # fmt: skip
-        if not parameters:
+        accepted = list(updates)
+        if not accepted:
             return
         # One executemany for every update: a None quantity or price keeps the
         # stored value through COALESCE. One UPDATE statement per frame made a
         # 10,000-frame cycle spend seconds here.
-        table = MirrorFrame.__table__
+        if self.engine.dialect.name == "sqlite":
+            # The same statement through the sqlite3 connection skips
+            # SQLAlchemy's per-row parameter processing.
+            stamp = _sqlite_datetime_processor(self.engine)
+            rows = [
+                (quantity, price_cents, stamp(updated_at), frame_id)
+                for frame_id, quantity, price_cents, updated_at in accepted
+            ]
+            with self.engine.begin() as connection:
+                cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.executemany(_SQLITE_APPLY_ACCEPTED, rows)
+                finally:
+                    cursor.close()
+            return
+        parameters = [
+            {"b_id": frame_id, "b_quantity": quantity, "b_price_cents": price_cents,
+             "b_updated_at": updated_at}
+            for frame_id, quantity, price_cents, updated_at in accepted
+        ]  # fmt: skip
+        table = _mirror_table()
         statement = (
             update(table)
             .where(table.c.id == bindparam("b_id"))
@@ -373,7 +430,7 @@ class StateStore:
                     raise
             # SQLite before 3.38 may lack the JSON functions. The sqlite3
             # connection itself still skips SQLAlchemy's per-row processing.
-            frame = pd.read_sql_query(query, driver_connection)  # type: ignore[arg-type]
+            frame = pd.read_sql_query(query, driver_connection)
         return frame.astype(dtypes)
 
     # Runs
@@ -508,6 +565,46 @@ def _add_missing_mirror_columns(engine: Engine) -> None:
             )
         )
     log.info("state.upgraded added mirror_frames.composite; the next cycle rescans every frame")
+
+
+def _mirror_table() -> Table:
+    return cast(Table, MirrorFrame.__table__)
+
+
+_SQLITE_UPSERT_NEW_OR_REKEYED = """
+INSERT INTO mirror_frames (id, sku, gtin14, composite, quantity, price_cents, currency, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    sku = excluded.sku, gtin14 = excluded.gtin14, composite = excluded.composite,
+    quantity = excluded.quantity, price_cents = excluded.price_cents,
+    currency = excluded.currency, updated_at = excluded.updated_at
+WHERE mirror_frames.sku IS NOT excluded.sku
+    OR mirror_frames.gtin14 IS NOT excluded.gtin14
+    OR mirror_frames.composite IS NOT excluded.composite
+"""
+_SQLITE_UPDATE_VALUES = """
+UPDATE mirror_frames SET quantity = ?1, price_cents = ?2, currency = ?3, updated_at = ?4
+WHERE id = ?5
+    AND NOT (quantity IS ?1 AND price_cents IS ?2 AND currency IS ?3 AND updated_at IS ?4)
+"""
+
+_SQLITE_APPLY_ACCEPTED = """
+UPDATE mirror_frames
+SET quantity = coalesce(?, quantity), price_cents = coalesce(?, price_cents), updated_at = ?
+WHERE id = ?
+"""
+
+
+def _sqlite_datetime_processor(engine: Engine) -> Callable[[datetime], Any]:
+    """Return SQLAlchemy's own conversion of a ``DateTime`` value for SQLite.
+
+    The raw upsert stores ``updated_at`` in exactly the text that the ORM
+    path and ``apply_accepted`` store, so the two paths never disagree.
+    """
+    processor = DateTime(timezone=True).dialect_impl(engine.dialect).bind_processor(engine.dialect)
+    if processor is None:
+        return lambda value: value
+    return cast(Callable[[datetime], Any], processor)
 
 
 def _load_sqlite_mirror(connection: sqlite3.Connection, dtypes: dict[str, str]) -> pd.DataFrame:

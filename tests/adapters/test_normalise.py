@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.base import KEY, PRICE_CENTS, QUANTITY
+from adapters.base import KEY, PRICE_CENTS, QUANTITY, Rejection
 from adapters.normalise import ValueOptions, cells_as_text, join_limited, normalise_cells
 
 OPTIONS = ValueOptions.model_validate(
@@ -88,3 +88,129 @@ def test_join_limited_counts_rest() -> None:
     """Labels beyond the limit are counted, not listed."""
     assert join_limited(["3", "5", "7"], limit=2) == "3, 5 and 1 more"
     assert join_limited(["3"]) == "3"
+
+
+def prices(
+    values: list[str], options: ValueOptions = OPTIONS, currency: str | None = None
+) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Normalise one row per price and return the rows and rejections."""
+    cells = pd.DataFrame(
+        {
+            "ref": [f"K{i}" for i in range(len(values))],
+            "stock": ["1"] * len(values),
+            "price": values,
+        }
+    )
+    return normalise_cells(cells, options, locate=locate, currency=currency)
+
+
+@pytest.mark.parametrize(
+    ("decimal", "price"), [(".", "45."), (".", "248."), (",", "45,")], ids=["point", "cut", "comma"]
+)
+def test_normalise_cells_trailing_separator_rejected(decimal: str, price: str) -> None:
+    """A price that ends with its decimal separator is rejected, as a cut value may."""
+    options = OPTIONS.model_copy(update={"decimal": decimal})
+
+    rows, rejections = prices([price], options)
+
+    assert len(rows) == 0
+    assert f"price '{price}' is not an amount" in rejections[0].reason
+
+
+def test_normalise_cells_quantity_leading_zeros() -> None:
+    """Leading zeros do not count towards the quantity digit limit, other digits do."""
+    cells = pd.DataFrame(
+        {"ref": ["A", "B", "C"], "stock": ["0000000007", "0000000000", "1234567890"], "price": ""}
+    )
+
+    rows, rejections = normalise_cells(cells, OPTIONS, locate=locate)
+
+    assert rows[QUANTITY].tolist() == [7, 0]
+    assert [r.location for r in rejections] == ["product row=3"]
+    assert "quantity '1234567890' is too large" in rejections[0].reason
+
+
+@pytest.mark.parametrize(
+    ("price", "currency", "expected"),
+    [
+        ("5€", None, 500),
+        ("5€", "EUR", 500),
+        ("5€", "USD", "price '5€' is in EUR, but currency is USD"),
+        ("¥500", "JPY", 50000),
+        ("¥500", "USD", "price '¥500' is in JPY, but currency is USD"),
+        ("CHF 5", "USD", "price 'CHF 5' is in CHF, but currency is USD"),
+        ("5", "USD", 500),
+        ("$5 USD", None, 500),
+        ("USD 5 EUR", None, "price 'USD 5 EUR' names two currencies, USD and EUR"),
+        ("£5 $", "GBP", "price '£5 $' names two currencies, GBP and USD"),
+        ("x5€", "USD", "price 'x5€' is not an amount"),
+    ],
+    ids=[
+        "any",
+        "same",
+        "other-sign",
+        "yen",
+        "other-yen",
+        "other-code",
+        "unmarked",
+        "sign-and-code-agree",
+        "two-codes",
+        "two-signs",
+        "not-amount-first",
+    ],
+)
+def test_normalise_cells_currency(price: str, currency: str | None, expected: int | str) -> None:
+    """A price naming another currency than ``currency``, or two currencies, is rejected."""
+    rows, rejections = prices([price], currency=currency)
+
+    if isinstance(expected, int):
+        assert rejections == []
+        assert rows[PRICE_CENTS].tolist() == [expected]
+    else:
+        assert len(rows) == 0
+        assert expected in rejections[0].reason
+
+
+@pytest.mark.parametrize(
+    ("options", "currency", "price", "fragments"),
+    [
+        (
+            {"decimal": ","},
+            None,
+            "1.299,00",
+            [
+                "such as € or EUR",
+                "Write it like 289,00",
+                "If '.' separates thousands, set thousands = \".\"",
+            ],
+        ),
+        (
+            {"decimal": ","},
+            None,
+            "1 299,00",
+            ["If ' ' separates thousands, set thousands = \" \""],
+        ),
+        ({}, None, "1,299.00", ["such as $ or USD", 'set thousands = ","']),
+        ({}, "GBP", "1'299.00", ["such as £ or GBP", 'set thousands = "\'"']),
+        ({"decimal": ","}, "CHF", "abc", ["Write it like 289,00, optionally with the code CHF."]),
+    ],
+    ids=["german-dot", "german-space", "us-comma", "swiss-apostrophe", "code-without-sign"],
+)
+def test_normalise_cells_price_reason_hints(
+    options: dict[str, str], currency: str | None, price: str, fragments: list[str]
+) -> None:
+    """The reason for a price that is not an amount shows the currency and suggests thousands."""
+    _, rejections = prices([price], OPTIONS.model_copy(update=options), currency=currency)
+
+    for fragment in fragments:
+        assert fragment in rejections[0].reason
+
+
+def test_normalise_cells_no_thousands_hint_when_set() -> None:
+    """A rejected price gets no thousands hint for the separator that thousands already names."""
+    options = OPTIONS.model_copy(update={"thousands": ","})
+
+    rows, rejections = prices(["1,299.00", "1,29.00"], options)
+
+    assert rows[PRICE_CENTS].tolist() == [129900]
+    assert "thousands" not in rejections[0].reason

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
 from adapters.base import KEY, PRICE_CENTS, QUANTITY, SourceContext, SourceResult
+from adapters.normalise import normalise_cells
 from adapters.stock_file import StockFileSource
 from sync.errors import SourceError
 
@@ -271,8 +275,24 @@ def test_read_barcode_forms_collapse(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("quantity", "expected"),
-    [("2", 2), ("2.0", 2), (" 3 ", 3), ("0", 0), ("007", 7)],
-    ids=["int", "zero-fraction", "spaces", "zero", "leading-zeros"],
+    [
+        ("2", 2),
+        ("2.0", 2),
+        (" 3 ", 3),
+        ("0", 0),
+        ("007", 7),
+        ("0000000007", 7),
+        ("000000000000123456789", 123456789),
+    ],
+    ids=[
+        "int",
+        "zero-fraction",
+        "spaces",
+        "zero",
+        "leading-zeros",
+        "ten-digits",
+        "nine-significant",
+    ],
 )
 def test_read_quantity_accepted(tmp_path: Path, quantity: str, expected: int) -> None:
     """Whole-number quantities are read, including a zero fraction."""
@@ -303,7 +323,6 @@ def test_read_decimal_comma(tmp_path: Path) -> None:
         ("200.00", 20000),
         ("45", 4500),
         (".5", 50),
-        ("45.", 4500),
         ("$12.34", 1234),
         ("12.34 USD", 1234),
         ("EUR 9", 900),
@@ -314,7 +333,6 @@ def test_read_decimal_comma(tmp_path: Path) -> None:
         "two-places",
         "integer",
         "leading-point",
-        "trailing-point",
         "dollar",
         "usd-suffix",
         "eur-prefix",
@@ -528,6 +546,279 @@ def test_read_availability_unknown_value(tmp_path: Path) -> None:
     assert "stock 'backorder' is in neither" in result.rejections[0].reason
 
 
+# Cut, ragged and changing files ---------------------------------------------
+
+US_COLUMNS = {"key": "Item Code", "quantity": "On Hand", "price": "Retail Price"}
+US_HEADER = "Item Code,UPC,Brand,Model,Color Code,Color,Eye,Bridge,Temple,On Hand,Retail Price"
+CUT_REASON = "may have been cut while it was being written"
+
+
+def us_export(tmp_path: Path, tail: str, prefix: str = "") -> SourceResult:
+    """Read two complete US rows followed by ``tail``, as the file's last bytes."""
+    text = (
+        f"{prefix}{US_HEADER}\r\n"
+        "FR-1,8052892140274,Ray-Ban,RX5154,2000,Shiny Black,53,17,145,2,288.99\r\n"
+        "FR-2,8052898744223,Ray-Ban,RX5154,2000,Shiny Black,49,21,140,2,289.00\r\n"
+        f"{tail}"
+    )
+    name = write_csv(tmp_path, text)
+    return read({"path": name, "columns": US_COLUMNS}, tmp_path)
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyarrow", "c"])
+def test_read_cut_in_price_rejected(tmp_path: Path, engine: str) -> None:
+    """A last row cut inside its price (248.99 to 248.) is rejected, not read as 248.00."""
+    name = write_csv(tmp_path, f"{US_HEADER}\nFR-1,1,Ray-Ban,RX,20,Black,53,17,145,12,248.")
+
+    result = read({"path": name, "engine": engine, "columns": US_COLUMNS}, tmp_path)
+
+    assert len(result.rows) == 0
+    assert [r.location for r in result.rejections] == ["stock.csv:2"]
+    assert CUT_REASON in result.rejections[0].reason
+    assert "price '248.' is not an amount" in result.rejections[0].reason
+    assert result.rejections[0].key == "FR-1"
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyarrow", "c"])
+def test_read_cut_in_quantity_rejected(
+    tmp_path: Path, engine: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A last row cut inside its quantity has 10 of 11 cells and is rejected at its line."""
+    text = (
+        f"{US_HEADER}\n"
+        "FR-1,1,Ray-Ban,RX,20,Black,53,17,145,2,1.00\n"
+        "FR-2,1,Ray-Ban,RX,20,Black,53,17,145,1"
+    )
+    name = write_csv(tmp_path, text)
+
+    result = read({"path": name, "engine": engine, "columns": US_COLUMNS}, tmp_path)
+
+    assert result.rows[KEY].tolist() == ["FR-1"]
+    assert [r.location for r in result.rejections] == ["stock.csv:3"]
+    assert CUT_REASON in result.rejections[0].reason
+    assert "the row has 10 cells, but the header has 11" in result.rejections[0].reason
+    assert result.rejections[0].key == "FR-2"
+    assert "csv.engine_fallback" not in caplog.text
+
+
+def test_read_us_export_cut_mid_row(tmp_path: Path) -> None:
+    """The sample export cut inside its last price loses that row only."""
+    text = (DATA / "stock_export_us.csv").read_bytes()
+    (tmp_path / "stock_export_us.csv").write_bytes(text.rstrip(b"\r\n")[:-2])
+
+    result = read(US, tmp_path)
+
+    assert len(result.rows) == 499
+    assert [r.location for r in result.rejections] == ["stock_export_us.csv:501"]
+    assert CUT_REASON in result.rejections[0].reason
+
+
+def test_read_final_newline_not_required(tmp_path: Path) -> None:
+    """With require_final_newline = false, a last line without a line break is read."""
+    result = small(tmp_path, "sku,qty,price\nA,1,1.00\nB,2,2.50", require_final_newline=False)
+
+    assert row(result, "B")[PRICE_CENTS] == 250
+    assert result.rejections == []
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["FR-3,1,B,M,C,K,1,2,3,4,5.00\n", "FR-3,1,B,M,C,K,1,2,3,4,5.00\r", "   ", "\n\n"],
+    ids=["lf", "cr", "blank-last-line", "blank-lines"],
+)
+def test_read_terminated_last_line_accepted(tmp_path: Path, tail: str) -> None:
+    """A file ending with a line break, or with a blank last line, loses no row."""
+    result = us_export(tmp_path, tail)
+
+    assert result.rejections == []
+
+
+def test_read_final_newline_utf16(tmp_path: Path) -> None:
+    """The last line break is found in a UTF-16 file longer than the bytes read from its end."""
+    lines = "".join(f"K{index},{index},1.00\n" for index in range(600))
+    name = write_csv(tmp_path, f"\ufeffsku,qty,price\n{lines}", encoding="utf-16-le")
+    options = {"path": name, "encoding": "utf-16", "columns": {"key": "sku", "quantity": "qty"}}
+
+    result = read(options, tmp_path)
+
+    assert result.rejections == []
+    assert len(result.rows) == 600
+
+
+RAGGED = (
+    "sku,qty,price,note\n"  # line 1
+    "A,1,1.00,ok\n"  # line 2
+    "B,2,2.00\n"  # line 3: one cell short
+    "C,3,3.00,x,extra\n"  # line 4: one cell too many
+    "\n"  # line 5
+    "  \n"  # line 6
+    'D,4,4.00,"two\nlines"\n'  # lines 7-8
+    "E,5\n"  # line 9: two cells short
+    "F,6,6.00,ok\n"  # line 10
+)
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyarrow", "c"])
+def test_read_ragged_rows_rejected(tmp_path: Path, engine: str) -> None:
+    """Rows with fewer or more cells than the header are rejected at their lines; others read."""
+    result = small(tmp_path, RAGGED, engine=engine)
+
+    assert sorted(result.rows[KEY]) == ["A", "D", "F"]
+    assert row(result, "F")[PRICE_CENTS] == 600
+    found = {r.location: r for r in result.rejections}
+    assert list(found) == ["stock.csv:3", "stock.csv:4", "stock.csv:9"]
+    assert "the row has 3 cells, but the header has 4" in found["stock.csv:3"].reason
+    assert "the row has 5 cells, but the header has 4" in found["stock.csv:4"].reason
+    assert "the row has 2 cells, but the header has 4" in found["stock.csv:9"].reason
+    assert [r.key for r in result.rejections] == ["B", "C", "E"]
+    assert result.total_rows == 6
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyarrow", "c"])
+@pytest.mark.parametrize("blank", ["   \r\n", "\n\n", "\t \n"], ids=["spaces", "empty", "tab"])
+def test_read_blank_lines_before_header(tmp_path: Path, engine: str, blank: str) -> None:
+    """Blank and whitespace-only lines above the header are skipped by every engine."""
+    text = (DATA / "stock_export_us.csv").read_text(encoding="utf-8")
+    name = write_csv(tmp_path, blank + text)
+
+    result = read({**US, "path": name, "engine": engine}, tmp_path)
+
+    assert len(result.rows) == 500
+    assert result.rejections == []
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyarrow", "c"])
+def test_read_blank_line_before_header_locations(tmp_path: Path, engine: str) -> None:
+    """A rejected row below a skipped blank line is reported at its physical line."""
+    result = small(tmp_path, "   \r\nsku,qty,price\r\nA,1,1.00\r\nB,x,1.00\r\n", engine=engine)
+
+    assert [r.location for r in result.rejections] == ["stock.csv:4"]
+
+
+@pytest.mark.parametrize("engine", ["auto", "pyarrow", "c"])
+def test_read_header_changed_between_reads(
+    tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header rewritten after the adapter checked it raises SourceError, not a traceback."""
+    check_columns = StockFileSource._check_columns
+
+    def check_then_rewrite(self: StockFileSource, *args: Any, **kwargs: Any) -> None:
+        check_columns(self, *args, **kwargs)
+        (tmp_path / "stock.csv").write_text("code,count\nA,1\n")
+
+    monkeypatch.setattr(StockFileSource, "_check_columns", check_then_rewrite)
+
+    with pytest.raises(SourceError, match="lost a configured column between two reads"):
+        small(tmp_path, "sku,qty,price\nA,1,1.00\n", engine=engine)
+
+
+def test_read_file_replaced_before_line_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file replaced before the rejected rows get line numbers raises SourceError."""
+    def replace_then_normalise(*args: Any, **kwargs: Any) -> Any:
+        # The exporter writes a new version and renames it over the old one.
+        (tmp_path / "new.csv").write_text("sku,qty,price\n\n\nA,1,1.00\nB,x,1.00\n")
+        os.replace(tmp_path / "new.csv", tmp_path / "stock.csv")
+        return normalise_cells(*args, **kwargs)
+
+    monkeypatch.setattr("adapters.stock_file.normalise_cells", replace_then_normalise)
+
+    with pytest.raises(SourceError, match="changed while it was read"):
+        small(tmp_path, "sku,qty,price\nA,1,1.00\nB,x,1.00\n")
+
+
+@pytest.mark.parametrize("engine", ["auto", "c"])
+def test_read_file_grown_between_reads(
+    tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that grows between the header read and the cell read raises SourceError."""
+    check_columns = StockFileSource._check_columns
+
+    def check_then_append(self: StockFileSource, *args: Any, **kwargs: Any) -> None:
+        check_columns(self, *args, **kwargs)
+        with (tmp_path / "stock.csv").open("a") as handle:
+            handle.write("B,2,2.00\n")
+
+    monkeypatch.setattr(StockFileSource, "_check_columns", check_then_append)
+
+    with pytest.raises(SourceError, match="changed while it was read"):
+        small(tmp_path, "sku,qty,price\nA,1,1.00\n", engine=engine)
+
+
+# Large cells -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["auto", "c"])
+def test_read_large_unused_cell(tmp_path: Path, engine: str) -> None:
+    """A 200,000-character cell in an unused column does not stop the line numbers of rejections."""
+    text = f"sku,qty,price,note\nA,1,1.00,{'x' * 200_000}\nB,x,1.00,short\n"
+
+    result = small(tmp_path, text, engine=engine)
+
+    assert row(result, "A")[QUANTITY] == 1
+    assert [r.location for r in result.rejections] == ["stock.csv:3"]
+
+
+def test_read_csv_error_names_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A csv module error while finding line numbers names the line it happened on."""
+    monkeypatch.setattr("adapters.stock_file._allow_fields_up_to", lambda size: None)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(1000)
+    try:
+        with pytest.raises(SourceError, match=r"is not valid CSV: line 3: field larger"):
+            small(tmp_path, f"sku,qty,price,note\nA,1,1.00,\nB,1,1.00,{'x' * 2000}\nC,x,1.00,\n")
+    finally:
+        csv.field_size_limit(limit)
+
+
+# Currency ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("price", "currency", "fragment"),
+    [
+        ("5€", "USD", "price '5€' is in EUR, but currency is USD"),
+        ("EUR 5", "USD", "price 'EUR 5' is in EUR, but currency is USD"),
+        ("£5", "EUR", "price '£5' is in GBP, but currency is EUR"),
+        ("USD 5 EUR", "USD", "price 'USD 5 EUR' names two currencies, USD and EUR"),
+        ("USD 5 EUR", None, "price 'USD 5 EUR' names two currencies, USD and EUR"),
+        ("$5€", None, "price '$5€' names two currencies, USD and EUR"),
+    ],
+    ids=["euro-sign", "eur-code", "pound-sign", "two-codes", "two-codes-any", "two-signs-any"],
+)
+def test_read_price_currency_rejected(
+    tmp_path: Path, price: str, currency: str | None, fragment: str
+) -> None:
+    """A price in another currency than ``currency``, or in two currencies, is rejected."""
+    result = small(tmp_path, f"sku,qty,price\nA,1,{price}\nB,1,5\n", currency=currency)
+
+    assert [r.location for r in result.rejections] == ["stock.csv:2"]
+    assert fragment in result.rejections[0].reason
+    assert row(result, "B")[PRICE_CENTS] == 500
+
+
+@pytest.mark.parametrize("price", ["$5", "5 USD", "$5 USD", "USD5", "5"])
+def test_read_price_currency_accepted(tmp_path: Path, price: str) -> None:
+    """With currency = "USD", prices marked USD, by sign or code, or unmarked are read."""
+    result = small(tmp_path, f"sku,qty,price\nA,1,{price}\n", currency="USD")
+
+    assert result.rejections == []
+    assert row(result, "A")[PRICE_CENTS] == 500
+
+
+def test_read_german_price_suggests_thousands(tmp_path: Path) -> None:
+    """A German price with a thousands dot names the thousands option and a euro example."""
+    result = small(tmp_path, "sku;qty;price\nA;1;1.299,00\n", delimiter=";", decimal=",")
+
+    reason = result.rejections[0].reason
+    assert "price '1.299,00' is not an amount" in reason
+    assert (
+        "Write it like 289,00, optionally with a currency sign or code such as € or EUR" in reason
+    )
+    assert 'set thousands = "."' in reason
+
+
 # Errors ----------------------------------------------------------------------
 
 
@@ -543,7 +834,6 @@ def test_read_availability_unknown_value(tmp_path: Path) -> None:
         ("sku;qty\nA;1\n", {}, "column 'sku' is not in the header"),
         ("sku,qty,qty\nA,1,2\n", {}, "column 'qty' appears more than once"),
         ('sku,qty\nA,1\nB,"1\n', {"engine": "c"}, "is not valid CSV"),
-        ("sku,qty\nA,1\nB,1,2,3\n", {"engine": "pyarrow"}, "is not valid CSV"),
     ],
     ids=[
         "missing-file",
@@ -551,7 +841,6 @@ def test_read_availability_unknown_value(tmp_path: Path) -> None:
         "wrong-delimiter",
         "repeated-column",
         "ragged-c",
-        "ragged-pyarrow",
     ],
 )
 def test_read_source_errors(
@@ -581,12 +870,26 @@ def test_read_cp1252_as_utf8_errors(tmp_path: Path, engine: str) -> None:
         )
 
 
-def test_read_auto_falls_back_to_c(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A whitespace-only line stops pyarrow, so "auto" reads the file with the C parser."""
-    result = small(tmp_path, "sku,qty,price\nA,1,1.00\n   \nB,x,1.00\n")
+@pytest.mark.parametrize(
+    "error", [pa.ArrowInvalid("CSV parse error"), pa.ArrowNotImplementedError("unsupported")]
+)
+def test_read_auto_falls_back_to_c(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    error: pa.ArrowException,
+) -> None:
+    """When pyarrow fails on a file, "auto" reads it with the C parser and logs the fallback."""
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("pyarrow.csv.read_csv", fail)
+
+    result = small(tmp_path, "sku,qty,price\nA,1,1.00\nB,x,1.00\n")
 
     assert row(result, "A")[QUANTITY] == 1
-    assert [r.location for r in result.rejections] == ["stock.csv:4"]
+    assert [r.location for r in result.rejections] == ["stock.csv:3"]
     assert "csv.engine_fallback" in caplog.text
 
 
@@ -602,6 +905,7 @@ def test_read_auto_falls_back_to_c(tmp_path: Path, caplog: pytest.LogCaptureFixt
         ({"empty_quantity": "availability"}, "needs an [availability] table"),
         ({"availability": {"column": "s"}}, 'only with empty_quantity = "availability"'),
         ({"unknown": 1}, "Extra inputs are not permitted"),
+        ({"currency": "usd"}, "should match pattern"),
     ],
     ids=[
         "delimiter",
@@ -613,6 +917,7 @@ def test_read_auto_falls_back_to_c(tmp_path: Path, caplog: pytest.LogCaptureFixt
         "no-availability",
         "unused-availability",
         "extra-key",
+        "currency-code",
     ],
 )
 def test_options_invalid(options: dict[str, Any], fragment: str) -> None:

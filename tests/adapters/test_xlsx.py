@@ -186,6 +186,26 @@ def test_read_xlsx_composite_matches_csv(tmp_path: Path) -> None:
     assert "rayban|rx5154|2000|53" in set(expected.rows[KEY])
 
 
+def test_read_xlsx_price_currency(tmp_path: Path) -> None:
+    """With currency set, a workbook price in another currency is rejected at its row."""
+    write_workbook(
+        tmp_path,
+        {"Sheet1": [["SKU", "Qty", "Price"], ["A", 1, "5 €"], ["B", 1, 5.5], ["C", 1, "$5"]]},
+    )
+    options = {
+        "path": "stock.xlsx",
+        "currency": "USD",
+        "columns": {"key": "SKU", "quantity": "Qty", "price": "Price"},
+    }
+
+    result = read(options, tmp_path)
+
+    assert result.rows[KEY].tolist() == ["B", "C"]
+    assert result.rows[PRICE_CENTS].tolist() == [550, 500]
+    assert [r.location for r in result.rejections] == ["stock.xlsx:Sheet1!row 2"]
+    assert "price '5 €' is in EUR, but currency is USD" in result.rejections[0].reason
+
+
 def test_read_xlsx_empty_sheet_zero_rows(tmp_path: Path) -> None:
     """A sheet without a header gives zero rows and no error."""
     write_workbook(tmp_path, {"Sheet1": []})
