@@ -74,6 +74,12 @@ def compute_changes(
     Returns:
         The changes, plus the keys that matched no frame or several.
     """
+    # Adapters never return a row without key or quantity; such a row is dropped
+    # here rather than compared, so the sorting and arithmetic below stay total.
+    complete = source[KEY].notna() & source[QUANTITY].notna()
+    if not complete.all():
+        source = source.loc[complete]
+
     key_column = MIRROR_KEY_COLUMN[match_on]
     columns = ["id", key_column, QUANTITY, PRICE_CENTS]
     present = mirror[key_column].notna()

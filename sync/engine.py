@@ -53,7 +53,6 @@ from sync.orders import open_sink, sync_orders
 from sync.report import ItemRejection, RunReport
 from sync.sources import check_guard, read_job_sources, remember_good_sources, source_context
 from sync.state import (
-    BATCH_CONFIRMED,
     BATCH_FAILED,
     BATCH_POSTED,
     BATCH_SUPERSEDED,
@@ -327,8 +326,7 @@ class SyncEngine:
                 report.outcome, report.error = "stopped", f"stopped with {unsent} batches unsent"
                 return
             group = batches[start : start + group_size]
-            for key, _updates in group:
-                self.store.set_batch_status(key, BATCH_POSTED)
+            self.store.set_batches_status([key for key, _updates in group], BATCH_POSTED)
             self.client.post_inventory_batches(group, on_result=on_result)
 
         failed = report.batches_failed or report.updates_rejected or report.orders_failed
@@ -377,10 +375,9 @@ class SyncEngine:
                         result.updated_at or datetime.now(UTC),
                     )
                 )
-        self.store.apply_accepted(accepted)
-        self.store.set_batch_status(
+        self.store.confirm_batch(
             key,
-            BATCH_CONFIRMED,
+            accepted,
             {
                 "updated": outcome.updated,
                 "rejected": outcome.rejected,

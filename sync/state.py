@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import (
     BigInteger,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -349,7 +350,27 @@ class StateStore:
         Args:
             updates: (frame id, new quantity or None, new price in cents or None, updated_at).
         """
-        accepted = list(updates)
+        with self.engine.begin() as connection:
+            self._apply_accepted(connection, list(updates))
+
+    def confirm_batch(
+        self,
+        key: str,
+        updates: Iterable[tuple[str, int | None, int | None, datetime]],
+        result: dict[str, Any],
+    ) -> None:
+        """Record a batch's accepted updates and mark it confirmed, in one transaction.
+
+        Raises:
+            StateError: when the journal does not hold exactly one batch with ``key``.
+        """
+        with self.engine.begin() as connection:
+            self._apply_accepted(connection, list(updates))
+            self._set_statuses(connection, [key], BATCH_CONFIRMED, result)
+
+    def _apply_accepted(
+        self, connection: Connection, accepted: list[tuple[str, int | None, int | None, datetime]]
+    ) -> None:
         if not accepted:
             return
         # One executemany for every update: a None quantity or price keeps the
@@ -363,12 +384,11 @@ class StateStore:
                 (quantity, price_cents, stamp(updated_at), frame_id)
                 for frame_id, quantity, price_cents, updated_at in accepted
             ]
-            with self.engine.begin() as connection:
-                cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cursor.executemany(_SQLITE_APPLY_ACCEPTED, rows)
-                finally:
-                    cursor.close()
+            cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(_SQLITE_APPLY_ACCEPTED, rows)
+            finally:
+                cursor.close()
             return
         parameters = [
             {"b_id": frame_id, "b_quantity": quantity, "b_price_cents": price_cents,
@@ -387,8 +407,7 @@ class StateStore:
                 updated_at=bindparam("b_updated_at"),
             )
         )
-        with self.session() as session:
-            session.execute(statement, parameters)
+        connection.execute(statement, parameters)
 
     def delete_frames_not_in(self, keep_ids: set[str]) -> int:
         """Delete mirror frames whose id is not in ``keep_ids``; return how many went."""
@@ -509,16 +528,37 @@ class StateStore:
                 )
 
     def set_batch_status(self, key: str, status: str, result: dict[str, Any] | None = None) -> None:
-        """Move one batch to ``status``, storing a result summary if given."""
+        """Move one batch to ``status``, storing a result summary if given.
+
+        Raises:
+            StateError: when the journal does not hold exactly one batch with ``key``.
+        """
+        with self.engine.begin() as connection:
+            self._set_statuses(connection, [key], status, result)
+
+    def set_batches_status(self, keys: Sequence[str], status: str) -> None:
+        """Move several batches to ``status`` in one statement.
+
+        Raises:
+            StateError: when some key matches no journal row.
+        """
+        if keys:
+            with self.engine.begin() as connection:
+                self._set_statuses(connection, list(keys), status, None)
+
+    @staticmethod
+    def _set_statuses(
+        connection: Connection, keys: list[str], status: str, result: dict[str, Any] | None
+    ) -> None:
         values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
         if result is not None:
             values["result"] = json.dumps(result, sort_keys=True)
-        with self.session() as session:
-            changed = session.execute(
-                update(Batch).where(Batch.idempotency_key == key).values(values)
-            ).rowcount  # type: ignore[attr-defined]
-        if changed != 1:
-            raise StateError(f"batch {key} matched {changed} journal rows, expected 1")
+        changed = connection.execute(
+            update(Batch).where(Batch.idempotency_key.in_(keys)).values(values)
+        ).rowcount
+        if changed != len(keys):
+            shown = keys[0] if len(keys) == 1 else f"{len(keys)} keys starting {keys[0]}"
+            raise StateError(f"batch {shown} matched {changed} journal rows, expected {len(keys)}")
 
     def open_batches(self, job: str) -> list[OpenBatch]:
         """Return the job's batches that were planned or posted but never confirmed."""

@@ -117,3 +117,20 @@ def test_compute_changes_update_price_switch(update_price: bool) -> None:
     result = compute_changes(source, MIRROR, update_price=update_price)
 
     assert len(result.changes) == (1 if update_price else 0)
+
+
+def test_compute_changes_ignores_rows_without_key_or_quantity() -> None:
+    """A row without a key or quantity is dropped, not compared or netted."""
+    source = pd.DataFrame(
+        {
+            "key": pd.Series([None, "ZZZ", "A"], dtype="string"),
+            "quantity": pd.Series([1, 1, None], dtype="Int64"),
+            "price_cents": pd.Series([None, None, None], dtype="Int64"),
+        }
+    )
+    netted = pd.Series([1], index=pd.Index(["frm_1"], dtype="string"), dtype="Int64")
+
+    result = compute_changes(source, MIRROR, netted=netted)
+
+    assert result.unknown_keys == ["ZZZ"]
+    assert result.changes.empty
