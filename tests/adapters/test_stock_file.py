@@ -716,6 +716,7 @@ def test_read_file_replaced_before_line_numbers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file replaced before the rejected rows get line numbers raises SourceError."""
+
     def replace_then_normalise(*args: Any, **kwargs: Any) -> Any:
         # The exporter writes a new version and renames it over the old one.
         (tmp_path / "new.csv").write_text("sku,qty,price\n\n\nA,1,1.00\nB,x,1.00\n")
