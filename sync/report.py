@@ -104,6 +104,12 @@ def format_report(report: RunReport) -> str:
         f"  read      {report.source_rows} rows, {report.rejected_rows} rejected"
         + (f" (see {report.reject_file})" if report.reject_file else ""),
     ]
+    if len(report.sources) > 1:
+        for source in report.sources:
+            lines.append(
+                f"    {source.name}: {source.rows} rows, {source.rejected} rejected "
+                f"from {source.description}"
+            )
     if report.withheld_keys:
         lines.append(
             f"  withheld  {plural(report.withheld_keys, 'key', 'keys')} that one source "

@@ -16,6 +16,7 @@ import pytest
 
 from sync.errors import MissingScopeError
 from sync.models import format_timestamp
+from sync.report import format_report
 from sync.runtime import open_client
 from sync.sandbox import SandboxServer
 from tests.sync.harness import US_EXPORT, Installation, read_export
@@ -370,6 +371,9 @@ columns = { key = "sku", quantity = "available", price = "price" }
     quantities = _sandbox_quantities(installation.sandbox, [first, second])
     assert [source.rows for source in report.sources] == [500, 2]
     assert [source.name for source in report.sources] == ["source1", "supplier"]
+    summary = format_report(report)
+    assert "    source1: 500 rows, 0 rejected from csv file" in summary
+    assert "    supplier: 2 rows, 0 rejected from csv file" in summary
     assert quantities[first] == min(int(rows[0]["On Hand"]) + 3, 6)
     assert quantities[second] == 6
     assert installation.sandbox.store is not None
