@@ -116,6 +116,87 @@ class OffsetPager(Generic[ModelT]):
                 return
 
 
+StampedT = TypeVar("StampedT", Frame, Order)
+
+
+class StampPager(Generic[StampedT]):
+    """Iterates over a list ordered by ``(updated_at, id)`` with limit/offset, anchored on stamps.
+
+    Each request after the first asks again from the newest ``updated_at`` read
+    (the list's filter on it is inclusive) and skips, by offset, the items of
+    that stamp already read, less one: the overlapping item must be the last
+    one read, which proves that nothing moved at that stamp. When it is not,
+    the pager reads the stamp again from its first item. So an item that
+    changes or leaves the list while it is paged shifts nothing past the
+    reader: a changed item comes again behind the cursor, and items read twice
+    are the caller's to merge by id. Paging stops at an empty page, or when the
+    envelope's ``total`` says nothing is left.
+
+    Attributes:
+        pages: requests made.
+        rereads: times the items of one stamp were read again because one of
+            them changed while the list was paged.
+        complete: False when the list kept changing at one stamp more than
+            ``MAX_REREADS`` times and paging gave up; the caller must not treat
+            the items read as the whole list.
+    """
+
+    MAX_REREADS = 5
+
+    def __init__(
+        self,
+        fetch: Callable[[datetime | None, int], Page[StampedT]],
+        *,
+        since: datetime | None,
+        limit: int,
+    ) -> None:
+        self._fetch: Callable[[datetime | None, int], Page[StampedT]] = fetch
+        self._since = since
+        self._limit = limit
+        self.pages = 0
+        self.rereads = 0
+        self.complete = True
+        self._pages: Iterator[list[StampedT]] = self._generate()
+
+    def __iter__(self) -> StampPager[StampedT]:
+        return self
+
+    def __next__(self) -> list[StampedT]:
+        return next(self._pages)
+
+    def _generate(self) -> Iterator[list[StampedT]]:
+        since, seen_at_stamp, anchor = self._since, 0, None
+        while True:
+            offset = max(seen_at_stamp - 1, 0)
+            page = self._fetch(since, offset)
+            self.pages += 1
+            items = list(page.data)
+            remaining = page.pagination.total - offset
+
+            # The item before the new ones must be the last one read at this stamp.
+            if anchor is not None:
+                if not items or items[0].id != anchor:
+                    if self.rereads >= self.MAX_REREADS:
+                        logger.warning("paging.gave_up stamp=%s rereads=%d", since, self.rereads)
+                        self.complete = False
+                        return
+                    self.rereads += 1
+                    seen_at_stamp, anchor = 0, None
+                    continue
+                items, remaining = items[1:], remaining - 1
+
+            if not items:
+                return
+            yield items
+            if len(items) >= remaining:
+                return
+
+            last = items[-1].updated_at
+            same = sum(1 for item in items if item.updated_at == last)
+            seen_at_stamp = seen_at_stamp + len(items) if last == since else same
+            since, anchor = last, items[-1].id
+
+
 class PartnerClient:
     """Synchronous, thread-safe client of the Partner API.
 
@@ -209,7 +290,7 @@ class PartnerClient:
         updated_since: datetime | None = None,
         brand: str | None = None,
         in_stock: bool | None = None,
-    ) -> OffsetPager[Frame]:
+    ) -> StampPager[Frame]:
         """Page through the frames that match the filters, oldest change first.
 
         Args:
@@ -218,19 +299,18 @@ class PartnerClient:
             in_stock: only frames with (True) or without (False) stock.
 
         Yields:
-            One list of frames per page, until ``total`` frames were seen or a page is empty.
+            One list of frames per page, to the end of the list; a frame that
+            changes while the list is paged comes again on a later page.
 
         Raises:
             PartnerAPIError: a page request failed after retries.
         """
         params: dict[str, str] = {}
-        if updated_since is not None:
-            params["updated_since"] = format_timestamp(updated_since)
         if brand is not None:
             params["brand"] = brand
         if in_stock is not None:
             params["in_stock"] = "true" if in_stock else "false"
-        return self._iter_pages(FRAMES, params, Frame)
+        return self._iter_stamped(FRAMES, params, Frame, "updated_since", updated_since)
 
     def iter_frames(
         self,
@@ -340,7 +420,7 @@ class PartnerClient:
 
     def iter_order_pages(
         self, *, since: datetime | None = None, status: str | None = None
-    ) -> OffsetPager[Order]:
+    ) -> StampPager[Order]:
         """Page through the orders created or changed since ``since``, oldest change first.
 
         Args:
@@ -348,18 +428,16 @@ class PartnerClient:
             status: only orders with this status.
 
         Yields:
-            One list of orders per page; the pager's ``total`` tells whether the
-            list grew or shrank while it was read.
+            One list of orders per page, to the end of the list; an order that
+            changes while the list is paged comes again on a later page.
 
         Raises:
             PartnerAPIError: a page request failed after retries.
         """
         params: dict[str, str] = {}
-        if since is not None:
-            params["since"] = format_timestamp(since)
         if status is not None:
             params["status"] = status
-        return self._iter_pages(ORDERS, params, Order)
+        return self._iter_stamped(ORDERS, params, Order, "since", since)
 
     def iter_orders(
         self, *, since: datetime | None = None, status: str | None = None
@@ -470,6 +548,25 @@ class PartnerClient:
         self._request("DELETE", WEBHOOK, path_params={"webhookId": webhook_id})
 
     # Plumbing
+
+    def _iter_stamped(
+        self,
+        template: str,
+        params: Mapping[str, str],
+        model: type[StampedT],
+        since_parameter: str,
+        since: datetime | None,
+    ) -> StampPager[StampedT]:
+        """Return a stamp-anchored pager over the list at ``template``; see ``StampPager``."""
+
+        def fetch(cursor: datetime | None, offset: int) -> Page[StampedT]:
+            query = {**params, "limit": str(self.page_limit), "offset": str(offset)}
+            if cursor is not None:
+                query[since_parameter] = format_timestamp(cursor)
+            response = self._request("GET", template, params=query)
+            return self._parse(response, Page[model], "GET", template)  # type: ignore[valid-type]
+
+        return StampPager(fetch, since=since, limit=self.page_limit)
 
     def _iter_pages(
         self, template: str, params: Mapping[str, str], model: type[ModelT]

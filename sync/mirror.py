@@ -5,11 +5,12 @@ less an overlap window, so frames that share the watermark's second are read
 again rather than missed. A full rescan reads every frame and drops the frames
 Eyekiosk no longer has.
 
-Limit/offset paging over a list that changes while it is read can skip an
-item: when a frame on an earlier page is updated it moves to the end and every
-later frame shifts one place forward. A pass that saw fewer distinct frames
-than the list's final ``total`` is therefore repeated, and a full rescan that
-stays incomplete deletes nothing.
+Plain limit/offset paging over a list that changes while it is read can skip
+an item: a frame on an earlier page that is updated or deleted shifts every
+later frame one place. The client's ``StampPager`` anchors each page on the
+newest ``updated_at`` already read instead, so a changed frame is read again at
+the end and a deleted one shifts nothing; a full rescan therefore sees every
+frame that still exists when it ends, and may delete the rest.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from sync.state import MirrorRow, StateStore
 
 log = logging.getLogger("eyekiosk_sync.mirror")
 
-MAX_PASSES = 3
-
 
 @dataclass(slots=True)
 class RefreshResult:
@@ -38,18 +37,17 @@ class RefreshResult:
 
     Attributes:
         full: whether every frame was read.
-        fetched: frames received, counting repeats across passes.
-        passes: listing passes made; more than one means the list moved while paging.
+        fetched: frames received; a frame that changed while the list was
+            paged is received twice.
+        pages: page requests made.
         deleted: frames dropped from the mirror because Eyekiosk no longer lists them.
-        complete: whether the last pass saw as many distinct frames as the list held.
         since: the ``updated_since`` value sent, or None for a full rescan.
     """
 
     full: bool
     fetched: int = 0
-    passes: int = 0
+    pages: int = 0
     deleted: int = 0
-    complete: bool = True
     since: datetime | None = None
 
 
@@ -93,7 +91,7 @@ def refresh_mirror(
         full: read every frame instead of those changed since the watermark.
 
     Returns:
-        What was fetched and whether the read was complete.
+        What was fetched and deleted.
 
     Raises:
         sync.errors.PartnerAPIError: when a page cannot be fetched after retries.
@@ -103,47 +101,33 @@ def refresh_mirror(
     since = None if full or watermark is None else watermark - timedelta(seconds=overlap_s)
     result = RefreshResult(full=full, since=since)
 
-    seen: set[str] = set()
-    newest = watermark
-    for _ in range(MAX_PASSES):
-        result.passes += 1
-        seen, total, pass_newest = _read_pass(client, store, since=since, result=result)
-        if pass_newest is not None and (newest is None or pass_newest > newest):
-            newest = pass_newest
-        result.complete = len(seen) >= total
-        if result.complete:
-            break
-        log.warning(
-            "mirror.pass_incomplete distinct=%d total=%d pass=%d",
-            len(seen),
-            total,
-            result.passes,
-        )
-
-    if full and result.complete:
+    seen, newest, complete = _read_pages(client, store, since=since, result=result)
+    if not complete:
+        # The frames read are kept; deletions and the watermark wait for a whole read.
+        log.warning("mirror.incomplete frames kept, deletions and watermark unchanged")
+        return result
+    if full:
         result.deleted = store.delete_frames_not_in(seen)
-    elif full:
-        log.warning("mirror.rescan_incomplete deletions skipped until the next full rescan")
-    if newest is not None and result.complete:
+    if newest is not None and (watermark is None or newest > watermark):
         store.set_frames_watermark(newest)
 
     log.info(
-        "mirror.refreshed full=%s fetched=%d passes=%d deleted=%d",
+        "mirror.refreshed full=%s fetched=%d pages=%d deleted=%d",
         result.full,
         result.fetched,
-        result.passes,
+        result.pages,
         result.deleted,
     )
     return result
 
 
-def _read_pass(
+def _read_pages(
     client: PartnerClient,
     store: StateStore,
     *,
     since: datetime | None,
     result: RefreshResult,
-) -> tuple[set[str], int, datetime | None]:
+) -> tuple[set[str], datetime | None, bool]:
     seen: set[str] = set()
     newest: datetime | None = None
     pages = client.iter_frame_pages(updated_since=since)
@@ -154,8 +138,8 @@ def _read_pass(
             seen.add(frame.id)
             if newest is None or frame.updated_at > newest:
                 newest = frame.updated_at
-    total = getattr(pages, "total", None)
-    return seen, len(seen) if total is None else int(total), newest
+    result.pages = pages.pages
+    return seen, newest, pages.complete
 
 
 __all__ = ["RefreshResult", "frame_to_row", "frames_to_rows", "refresh_mirror"]

@@ -5,9 +5,9 @@ Pull. Each pull lists ``GET /orders?since=`` from the job's checkpoint less
 rather than missed. Every listed version is recorded in ``delivered_orders``
 (see ``sync.order_state``) and one whose ``(id, updated_at)`` the sink already
 confirmed is skipped, so a repeated listing never delivers an order twice.
-Limit/offset paging can skip an order when another one changes status while
-the list is read, so a pass that saw fewer distinct orders than the list's
-final ``total`` is repeated, up to ``MAX_PASSES`` times.
+The list is paged with the client's ``StampPager``, anchored on the newest
+``updated_at`` read so far, so an order that changes or leaves a status
+filter while the list is read shifts no other order past the reader.
 
 Delivery. Orders go to the sink in ``(updated_at, id)`` order, in chunks of
 ``DELIVERY_CHUNK``, with full details and prescriptions when the sink requests
@@ -44,7 +44,7 @@ from adapters.base import (
     StatusSource,
 )
 from adapters.registry import load_adapter
-from sync.client import PartnerClient
+from sync.client import ORDERS, PartnerClient
 from sync.config import JobSettings, OrderSettings, SourceSettings, format_validation_error
 from sync.errors import (
     ConfigError,
@@ -54,6 +54,7 @@ from sync.errors import (
     PartnerAPIError,
     SinkError,
     SyncError,
+    TransientAPIError,
 )
 from sync.models import ALLOWED_TRANSITIONS, ORDER_STATUSES, Order, format_timestamp
 from sync.order_state import (
@@ -69,7 +70,6 @@ from sync.state import StateStore
 log = logging.getLogger("eyekiosk_sync.orders")
 
 ORDERS_CHECKPOINT = "orders_checkpoint"
-MAX_PASSES = 3
 DELIVERY_CHUNK = 50
 # Error messages kept in one report; the counts stay exact beyond it.
 MAX_REPORTED_ERRORS = 50
@@ -114,8 +114,7 @@ class OrdersReport:
         job: the job's name.
         sink: the sink's description.
         since: the ``since`` sent with the listing, ISO 8601, or None for all orders.
-        passes: listing passes made; more than one means the list moved while paging.
-        complete: whether the last pass saw as many distinct orders as the list held.
+        listings: order listings read, one per status filter.
         pulled: distinct orders listed.
         delivered: orders the sink confirmed in this pull.
         duplicates_skipped: listed orders whose version the sink had confirmed before.
@@ -133,8 +132,7 @@ class OrdersReport:
     job: str
     sink: str = ""
     since: str | None = None
-    passes: int = 0
-    complete: bool = True
+    listings: int = 0
     pulled: int = 0
     delivered: int = 0
     duplicates_skipped: int = 0
@@ -154,7 +152,7 @@ class OrdersReport:
     @property
     def ok(self) -> bool:
         """Whether every listed order was delivered and every status row was accepted."""
-        return not self.failed and not self.status_updates_rejected and self.complete
+        return not self.failed and not self.status_updates_rejected
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -324,8 +322,8 @@ def _pull(
     report.pulled = len(listed)
     report.duplicates_skipped = len(listed) - len(pending)
     log.info(
-        "orders.listed job=%s since=%s listed=%d new=%d passes=%d complete=%s",
-        job, report.since, len(listed), len(pending), report.passes, report.complete,
+        "orders.listed job=%s since=%s listed=%d new=%d listings=%d",
+        job, report.since, len(listed), len(pending), report.listings,
     )  # fmt: skip
 
     # Deliver in chunks; the checkpoint follows the confirmed prefix.
@@ -339,13 +337,13 @@ def _pull(
         if sink_down:
             _skip_rest(pending[start + len(chunk) :], sink, report)
             break
-        if first_failed is None and report.complete:
+        if first_failed is None:
             _save_checkpoint(store, job, chunk[-1].updated_at, report)
 
     # A pull with nothing new still moves the checkpoint past the duplicates it read.
     if first_failed is not None:
         _save_checkpoint(store, job, first_failed.updated_at, report)
-    elif report.complete and listed:
+    elif listed:
         _save_checkpoint(store, job, listed[-1].updated_at, report)
     if first_failed is not None:
         log.warning(
@@ -388,35 +386,22 @@ def _list_orders(
     """
     newest: dict[str, Order] = {}
     filters: Sequence[str | None] = list(statuses) or [None]
-    complete = True
     for status in filters:
-        for attempt in range(1, MAX_PASSES + 1):
-            report.passes += 1
-            seen, total = _list_pass(client, since=since, status=status, into=newest)
-            complete = len(seen) >= total
-            if complete:
-                break
-            log.warning(
-                "orders.pass_incomplete status=%s distinct=%d total=%d pass=%d",
-                status, len(seen), total, attempt,
-            )  # fmt: skip
-        report.complete = report.complete and complete
+        report.listings += 1
+        pages = client.iter_order_pages(since=since, status=status)
+        for page in pages:
+            for order in page:
+                held = newest.get(order.id)
+                if held is None or order.updated_at >= held.updated_at:
+                    newest[order.id] = order
+        if not pages.complete:
+            raise TransientAPIError(
+                "the order list kept changing while it was read; the next pull tries again",
+                status=None,
+                method="GET",
+                endpoint=ORDERS,
+            )
     return sorted(newest.values(), key=lambda order: (order.updated_at, order.id))
-
-
-def _list_pass(
-    client: PartnerClient, *, since: datetime | None, status: str | None, into: dict[str, Order]
-) -> tuple[set[str], int]:
-    seen: set[str] = set()
-    pages = client.iter_order_pages(since=since, status=status)
-    for page in pages:
-        for order in page:
-            seen.add(order.id)
-            held = into.get(order.id)
-            if held is None or order.updated_at >= held.updated_at:
-                into[order.id] = order
-    total = pages.total
-    return seen, len(seen) if total is None else int(total)
 
 
 # One chunk of deliveries
@@ -650,7 +635,6 @@ def _reject_status(
 
 __all__ = [
     "DELIVERY_CHUNK",
-    "MAX_PASSES",
     "ORDERS_CHECKPOINT",
     "InvalidTransitionError",
     "OrdersReport",

@@ -126,8 +126,6 @@ def _print_pull(report: OrdersReport, *, as_json: bool) -> None:
         f"{report.failed} failed; checkpoint {report.checkpoint or 'not set'}"
     )
     print(f"  sink: {report.sink}")
-    if not report.complete:
-        print("  the order list kept moving while it was read; the checkpoint was kept")
     if report.status_rows or report.status_updates_rejected:
         print(
             f"  statuses: {report.status_updates_sent} sent, "

@@ -545,13 +545,20 @@ def test_request_logs_one_line_per_call(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_iter_frame_pages_stops_at_total() -> None:
-    """Paging stops once `total` frames were seen, without asking for an empty page."""
+    """Paging stops once `total` frames were seen, without asking for an empty page.
+
+    Every page after the first repeats the last frame read, as the anchor that
+    proves nothing moved, so it brings limit - 1 new frames.
+    """
     client = make_client(paged_frames(5), page_limit=2)
 
     pages = list(client.iter_frame_pages())
 
-    assert [len(page) for page in pages] == [2, 2, 1]
-    assert client.request_counts["GET /api/v1/partner/frames"] == 3
+    assert [len(page) for page in pages] == [2, 1, 1, 1]
+    assert [frame.id for page in pages for frame in page] == [
+        f"frm_{number:08d}" for number in range(1, 6)
+    ]
+    assert client.request_counts["GET /api/v1/partner/frames"] == 4
 
 
 def test_iter_frame_pages_stops_at_empty_page() -> None:
@@ -573,7 +580,11 @@ def test_iter_frame_pages_empty_list() -> None:
 
 
 def test_iter_frame_pages_advances_by_items_returned() -> None:
-    """A server returning fewer items than the limit moves the offset by what it returned."""
+    """A server returning fewer items than the limit moves the offset by what it returned.
+
+    All frames share one stamp here, so each request asks from the frame
+    before the new ones: the anchor of the stamp-anchored paging.
+    """
     offsets: list[int] = []
     frames = [frame_json(number) for number in range(1, 6)]
 
@@ -588,7 +599,7 @@ def test_iter_frame_pages_advances_by_items_returned() -> None:
     client = make_client(handler)
 
     assert len(list(client.iter_frames())) == 5
-    assert offsets == [0, 2, 4]
+    assert offsets == [0, 1, 2, 3]
 
 
 def test_iter_frame_pages_sends_filters() -> None:
@@ -903,3 +914,37 @@ def test_close_closes_auth_and_is_repeatable() -> None:
     client.close()
 
     assert closed == [True, True]
+
+
+def test_iter_frame_pages_rereads_stamp_when_frame_moves() -> None:
+    """A frame that changes mid-paging makes the pager reread its stamp, so none is skipped.
+
+    Three frames share one stamp. After the first page the first frame
+    changes, which would shift an offset-only reader past the third frame.
+    """
+    stamps = {1: "2026-12-04T10:00:00Z", 2: "2026-12-04T10:00:00Z", 3: "2026-12-04T10:00:00Z",
+              4: "2026-12-04T10:00:01Z", 5: "2026-12-04T10:00:02Z"}  # fmt: skip
+    requests = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        if requests == 2:
+            stamps[1] = "2026-12-04T10:00:03Z"
+        since = request.url.params.get("updated_since")
+        rows = sorted(
+            (stamp, number) for number, stamp in stamps.items() if since is None or stamp >= since
+        )
+        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
+        data = [dict(frame_json(n), updated_at=stamp) for stamp, n in rows[offset : offset + limit]]
+        pagination = {"limit": limit, "offset": offset, "total": len(rows)}
+        return httpx.Response(200, json={"data": data, "pagination": pagination})
+
+    client = make_client(handler, page_limit=2)
+    pages = client.iter_frame_pages()
+
+    ids = [frame.id for page in pages for frame in page]
+
+    assert sorted(set(ids)) == [f"frm_{number:08d}" for number in range(1, 6)]
+    assert pages.rereads >= 1
+    assert pages.complete

@@ -87,12 +87,15 @@ def make_client(
 
 
 def test_iter_frame_pages_sandbox_pages_to_end(sandbox: SandboxServer, store: SandboxStore) -> None:
-    """Paging by 500 reads all 1203 frames in three requests and stops."""
+    """Paging by 500 reads all 1203 frames in three requests and stops.
+
+    Pages after the first repeat the last frame read as their anchor.
+    """
     with make_client(sandbox, store, page_limit=500) as client:
         pages = list(client.iter_frame_pages())
 
     ids = [frame.id for page in pages for frame in page]
-    assert [len(page) for page in pages] == [500, 500, 203]
+    assert [len(page) for page in pages] == [500, 499, 204]
     assert len(set(ids)) == FRAME_COUNT
     assert client.request_counts[FRAMES] == 3
     assert store.request_counts()[FRAMES] == 3
