@@ -42,16 +42,23 @@ from sync.errors import (
     ConfigError,
     PartnerAPIError,
     SinkError,
+    SourceError,
     SourceGuardError,
+    StateError,
     SyncError,
 )
-from sync.keys import normalise_gtin
 from sync.mirror import refresh_mirror
 from sync.models import MAX_INVENTORY_BATCH, InventoryResponse, InventoryUpdate
 from sync.netting import netting_candidates, unsettled_sales
 from sync.orders import open_sink, sync_orders
 from sync.report import ItemRejection, RunReport
-from sync.sources import check_guard, read_job_sources, remember_good_sources, source_context
+from sync.sources import (
+    check_guard,
+    convert_case,
+    read_job_sources,
+    remember_good_sources,
+    source_context,
+)
 from sync.state import (
     BATCH_FAILED,
     BATCH_POSTED,
@@ -210,7 +217,7 @@ class SyncEngine:
             )
             log.warning("diff.zero_skipped job=%s rejected=%d", job.name, report.rejected_rows)
 
-        rows, mirror = _match_keys(rows, mirror, job)
+        mirror = _mirror_keys(mirror, job)
         diff = compute_changes(
             rows,
             mirror,
@@ -263,9 +270,12 @@ class SyncEngine:
     def _orders(self, job: JobSettings, report: RunReport, *, dry_run: bool) -> pd.Series | None:
         """Pull the job's orders into its sink; return the kiosk units to hold back.
 
-        A failed pull is recorded and makes the run partial, but the inventory
-        push goes on with the orders the state database already holds. A dry
-        run pulls nothing, because delivering to the sink is a side effect.
+        A failed pull (Eyekiosk, the sink, the status source or the state
+        database) is recorded and makes the run partial, but the inventory
+        push goes on, netting the orders the state database already holds. A
+        sink that cannot say which orders are booked falls back to the settle
+        window. A dry run pulls nothing, because delivering to the sink is a
+        side effect. Invalid sink options still stop the cycle.
         """
         if job.orders is None:
             return None
@@ -273,7 +283,7 @@ class SyncEngine:
         if not dry_run:
             try:
                 pulled = sync_orders(job, client=self.client, store=self.store, context=context)
-            except (PartnerAPIError, SinkError) as error:
+            except (PartnerAPIError, SinkError, SourceError, StateError) as error:
                 report.orders = {"error": str(error)}
                 report.orders_failed = True
                 log.error("orders.failed job=%s error=%s", job.name, error)
@@ -281,15 +291,21 @@ class SyncEngine:
                 report.orders = pulled.as_dict()
                 report.orders_failed = not pulled.ok
 
+        now = datetime.now(UTC)
         sink = open_sink(job.orders.sink, job=job.name, context=context)
         try:
-            booked = sink.booked_orders(netting_candidates(self.store, job.name))
+            booked = sink.booked_orders(netting_candidates(self.store, job.name, now=now))
+        except (SinkError, SourceError) as error:
+            log.warning(
+                "netting.booked_unknown job=%s error=%s; using the settle window", job.name, error
+            )
+            booked = None
         finally:
             sink.close()
         return unsettled_sales(
             self.store,
             job.name,
-            now=datetime.now(UTC),
+            now=now,
             settle_minutes=job.orders.settle_minutes,
             booked=booked,
         )
@@ -388,27 +404,11 @@ class SyncEngine:
             log.warning("batch.items_rejected key=%s rejected=%d", key, outcome.rejected)
 
 
-def _match_keys(
-    rows: pd.DataFrame, mirror: pd.DataFrame, job: JobSettings
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Bring source keys and mirror keys into one form before they are compared.
-
-    Barcodes become GTIN-14 when matching on UPC; SKUs on both sides change case
-    when the job sets ``sku_case``.
-    """
-    if job.match_on == "upc":
-        normalised = normalise_gtin(rows[KEY]).values
-        matched = rows.assign(**{KEY: normalised.astype("string")}).dropna(subset=[KEY])
-        return matched.drop_duplicates(subset=[KEY], keep=False), mirror
+def _mirror_keys(mirror: pd.DataFrame, job: JobSettings) -> pd.DataFrame:
+    """Bring the mirror's SKUs into the case the job's source keys were given."""
     if job.match_on == "sku" and job.sku_case != "keep":
-
-        def convert(series: pd.Series) -> pd.Series:
-            return series.str.upper() if job.sku_case == "upper" else series.str.lower()
-
-        rows = rows.assign(**{KEY: convert(rows[KEY])})
-        rows = rows.drop_duplicates(subset=[KEY], keep=False)
-        mirror = mirror.assign(sku=convert(mirror["sku"]))
-    return rows, mirror
+        return mirror.assign(sku=convert_case(mirror["sku"], job.sku_case))
+    return mirror
 
 
 def _sample(keys: list[str], limit: int) -> list[str]:

@@ -8,16 +8,18 @@ export's quantity (floored at 0).
 
 The rule. An order line counts as unsettled when its order is in
 ``delivered_orders`` for the job, its last known status is not ``cancelled``,
-and:
+it was created less than ``MAX_NETTING_AGE`` (7 days) before ``now``, and:
 
 * the sink can tell which orders are booked (``OrderSink.booked_orders``
-  returned a set): the order is not in that set, whatever its age;
-* the sink cannot tell (None): the order was not delivered yet, whatever its
-  age, or it was created less than ``settle_minutes`` before ``now``.
+  returned a set): the order is not in that set;
+* the sink cannot tell (None): the order was not delivered yet, or it was
+  last delivered less than ``settle_minutes`` before ``now``. The window runs
+  from delivery, not from the sale, because the practice's system cannot book
+  an order before the sink hands it over.
 
-An order that failed to reach the sink is counted even though the brief
-mentions only delivered orders, because the practice's system cannot have
-booked an order it never received. A booked order stops netting at once.
+An order that failed to reach the sink is counted too, because the
+practice's system cannot have booked an order it never received. A booked
+order stops netting at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from sync.order_state import sold_lines
 from sync.state import StateStore
 
 FRAME_ID = "frame_id"
+# No kiosk sale nets for longer than this, booked or not.
+MAX_NETTING_AGE = timedelta(days=7)
 NETTED = "netted"
 SOURCE_QUANTITY = "source_quantity"
 
@@ -60,10 +64,12 @@ def unsettled_sales(
         Units to subtract, indexed by frame id (name ``frame_id``), Int64, only
         frames with more than 0, sorted by frame id.
     """
-    lines = sold_lines(store, job_name)
+    lines = _recent(sold_lines(store, job_name), now)
     if booked is None:
+        # The window runs from delivery: the practice's system cannot book an
+        # order before the sink hands it over, however old the sale is.
         window_start = now - timedelta(minutes=settle_minutes)
-        unsettled = lines.loc[(~lines["delivered"]) | (lines["created_at"] > window_start)]
+        unsettled = lines.loc[(~lines["delivered"]) | (lines["delivered_at"] > window_start)]
     else:
         unsettled = lines.loc[~lines["order_id"].isin(list(booked))]
 
@@ -75,10 +81,19 @@ def unsettled_sales(
     return netted
 
 
-def netting_candidates(store: StateStore, job_name: str) -> list[str]:
+def netting_candidates(store: StateStore, job_name: str, *, now: datetime) -> list[str]:
     """Return the order ids to ask ``OrderSink.booked_orders`` about: every order that may net."""
-    lines = sold_lines(store, job_name)
+    lines = _recent(sold_lines(store, job_name), now)
     return sorted(set(lines["order_id"].dropna()))
+
+
+def _recent(lines: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Keep the lines of orders created within ``MAX_NETTING_AGE`` of ``now``.
+
+    An order the practice's system never reports as booked (purged, archived,
+    or a sink that lost track of it) would otherwise hold stock back forever.
+    """
+    return lines.loc[lines["created_at"] > now - MAX_NETTING_AGE]
 
 
 __all__ = [

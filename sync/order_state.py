@@ -216,12 +216,14 @@ def sold_lines(store: StateStore, job: str) -> pd.DataFrame:
     """Return one row per order line of the job's orders that are not cancelled.
 
     Columns: ``order_id``, ``created_at`` (aware datetime), ``delivered``
-    (bool), ``frame_id`` and ``quantity`` (Int64).
+    (bool), ``delivered_at`` (aware datetime of the last delivery, NaT before
+    the first), ``frame_id`` and ``quantity`` (Int64).
     """
     statement = select(
         DeliveredOrder.order_id,
         DeliveredOrder.created_at,
         DeliveredOrder.delivered_updated_at,
+        DeliveredOrder.delivered_at,
         DeliveredOrder.lines,
     ).where(
         DeliveredOrder.job == job,
@@ -230,20 +232,24 @@ def sold_lines(store: StateStore, job: str) -> pd.DataFrame:
     )
     records = []
     with store.session() as session:
-        for order_id, created_at, delivered_updated_at, lines in session.execute(statement):
+        for order_id, created_at, delivered_updated_at, delivered_at, lines in session.execute(
+            statement
+        ):
             for frame_id, quantity in json.loads(lines):
                 records.append(
                     (order_id, parse_stamp(created_at), delivered_updated_at is not None,
-                     frame_id, quantity)
+                     parse_stamp(delivered_at) if delivered_at else None, frame_id, quantity)
                 )  # fmt: skip
     frame = pd.DataFrame.from_records(
-        records, columns=["order_id", "created_at", "delivered", "frame_id", "quantity"]
+        records,
+        columns=["order_id", "created_at", "delivered", "delivered_at", "frame_id", "quantity"],
     )
     return frame.astype(
         {
             "order_id": "string",
             "created_at": "datetime64[us, UTC]",
             "delivered": "bool",
+            "delivered_at": "datetime64[us, UTC]",
             "frame_id": "string",
             "quantity": "Int64",
         }

@@ -9,6 +9,7 @@ caught even when the practice's own export still looks normal.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -18,11 +19,20 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from adapters.base import KEY, SourceContext, SourceResult, StockSource
+from adapters.base import (
+    KEY,
+    PRICE_CENTS,
+    QUANTITY,
+    Rejection,
+    SourceContext,
+    SourceResult,
+    StockSource,
+)
 from adapters.registry import load_adapter
 from sync.combine import combine_rows
 from sync.config import JobSettings, Settings, format_validation_error
 from sync.errors import ConfigError, SourceGuardError
+from sync.keys import gtin14, normalise_gtin
 from sync.report import RunReport, SourceSummary
 from sync.state import StateStore
 
@@ -78,6 +88,7 @@ def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) ->
         finally:
             adapter.close()
         label = source.label(index)
+        result = match_form(result, job, label)
         description = result.description or adapter.describe()
         report.sources.append(
             SourceSummary(
@@ -110,6 +121,81 @@ def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) ->
         # An old reject file would suggest that this run rejected rows too.
         (settings.state.dir / "rejects" / f"{job.name}.csv").unlink(missing_ok=True)
     return JobSources(labels=labels, results=results, rows=rows)
+
+
+def convert_case(keys: pd.Series, case: str) -> pd.Series:
+    """Upper- or lower-case SKUs, as the job's ``sku_case`` says."""
+    return keys.str.upper() if case == "upper" else keys.str.lower()
+
+
+def match_form(result: SourceResult, job: JobSettings, label: str) -> SourceResult:
+    """Bring one source's keys into the form they are matched in, before sources combine.
+
+    Barcodes become GTIN-14 when the job matches on UPC, and SKUs change case
+    when it sets ``sku_case``. Keys are unique within a source afterwards: rows
+    that now share a key collapse when their values agree and are rejected
+    when they differ, so a UPC-A and an EAN-13 row of one frame never sum or
+    vanish unreported. Rows whose key is not a valid barcode are rejected.
+    """
+    rows = result.rows
+    if job.match_on == "upc":
+        keys = normalise_gtin(rows[KEY]).values.astype("string")
+        form = "GTIN-14"
+    elif job.match_on == "sku" and job.sku_case != "keep":
+        keys = convert_case(rows[KEY], job.sku_case)
+        form = f"{job.sku_case} case"
+    else:
+        return result
+
+    # Rejected keys move to the same form, so a key rejected in one source is
+    # withheld from the combination whichever way each source spells it.
+    rejections = [_in_form(rejection, job) for rejection in result.rejections]
+    invalid = keys.isna()
+    for raw in rows.loc[invalid, KEY]:
+        rejections.append(
+            Rejection(
+                location=f"{label} key {raw}",
+                reason=f"key {raw!r} is not a valid barcode, so it cannot match on UPC; "
+                'set key_type = "barcode" on the source to see its line',
+                key=None,
+            )
+        )
+    rows = rows.assign(**{KEY: keys}).loc[~invalid]
+
+    shared = rows[KEY].duplicated(keep=False)
+    if shared.any():
+        groups = rows.loc[shared].groupby(KEY, sort=False)
+        conflicting = {
+            str(key)
+            for key, group in groups
+            if len(group[[QUANTITY, PRICE_CENTS]].drop_duplicates()) > 1
+        }
+        for key in sorted(conflicting):
+            rejections.append(
+                Rejection(
+                    location=f"{label} key {key}",
+                    reason=f"several rows have the key {key} in {form}, with different "
+                    "quantities or prices; keep one row per frame",
+                    key=key,
+                )
+            )
+        rows = rows.loc[~rows[KEY].isin(list(conflicting))].drop_duplicates(subset=[KEY])
+    return SourceResult(
+        rows=rows.reset_index(drop=True),
+        rejections=rejections,
+        description=result.description,
+        total_rows=result.total_rows,
+    )
+
+
+def _in_form(rejection: Rejection, job: JobSettings) -> Rejection:
+    if rejection.key is None:
+        return rejection
+    if job.match_on == "upc":
+        key = gtin14(rejection.key) or rejection.key
+    else:
+        key = str(convert_case(pd.Series([rejection.key], dtype="string"), job.sku_case)[0])
+    return dataclasses.replace(rejection, key=key)
 
 
 def _withhold_rejected_keys(
@@ -204,6 +290,8 @@ __all__ = [
     "JobSources",
     "build_source",
     "check_guard",
+    "convert_case",
+    "match_form",
     "read_job_sources",
     "remember_good_sources",
     "source_context",

@@ -513,3 +513,53 @@ columns = { key = "sku", quantity = "available" }
     assert report.withheld_keys == 1
     assert report.rejected_rows == 1
     assert _quantity_of(installation, sku) == synced
+
+
+def test_engine_sources_combine_after_key_normalisation(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """Two spellings of one SKU in two sources add up instead of cancelling each other out."""
+    installation = Installation.create(
+        tmp_path, sandbox, job_options='sku_case = "upper"\nmissing = "zero"'
+    )
+    rows = read_export()
+    sku = rows[0]["Item Code"]
+    supplier = tmp_path / "supplier.csv"
+    supplier.write_text(f"sku,available\n{sku.lower()},3\n", encoding="utf-8")
+    installation.append_config(
+        """
+[[jobs.sources]]
+name = "supplier"
+adapter = "csv"
+path = "supplier.csv"
+columns = { key = "sku", quantity = "available" }
+"""
+    )
+
+    report = installation.sync()
+
+    assert report.zeroed == 0
+    assert _quantity_of(installation, sku) == int(rows[0]["On Hand"]) + 3
+
+
+def test_engine_upc_forms_in_one_source_conflict_rejected(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """UPC-A and EAN-13 rows of one frame with different stock are rejected, not both dropped."""
+    installation = Installation.create(tmp_path, sandbox, job_options='match_on = "upc"')
+    text = installation.config_path.read_text(encoding="utf-8")
+    installation.config_path.write_text(
+        text.replace('key = "Item Code"', 'key = "UPC"'), encoding="utf-8"
+    )
+    rows = read_export()
+    installation.sync()
+    upc = rows[0]["UPC"]
+    rows.append(dict(rows[0], UPC="0" + upc, **{"On Hand": str(int(rows[0]["On Hand"]) + 4)}))
+    installation.write_rows(rows)
+
+    report = installation.sync()
+
+    assert report.rejected_rows == 1
+    assert report.reject_file is not None
+    assert "several rows have the key" in Path(report.reject_file).read_text(encoding="utf-8")
+    assert INVENTORY not in report.requests

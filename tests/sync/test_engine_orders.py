@@ -114,3 +114,23 @@ def test_engine_orders_failure_keeps_inventory_push(tmp_path: Path, sandbox: San
     assert report.orders_failed
     assert report.requests[INVENTORY] == 1
     assert report.updates_accepted >= 25
+
+
+def test_engine_missing_status_file_keeps_inventory_push(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """A status source that cannot be read makes the run partial; the stock push still happens."""
+    installation = OrderInstallation.with_orders(
+        tmp_path,
+        sandbox,
+        scopes=SCOPES,
+        status_source='adapter = "status-csv"\npath = "no-such-file.csv"',
+        page_limit=100,
+    )
+
+    report = installation.sync()
+
+    assert report.outcome == "partial"
+    assert report.orders is not None
+    assert "no-such-file.csv" in report.orders["error"]
+    assert report.requests[INVENTORY] == 1

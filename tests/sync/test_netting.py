@@ -38,10 +38,17 @@ def _order(
     )
 
 
-def _pull(state: StateStore, *orders: Order, delivered: bool = True, job: str = "shop") -> None:
+def _pull(
+    state: StateStore,
+    *orders: Order,
+    delivered: bool = True,
+    job: str = "shop",
+    delivered_minutes_ago: float = 0,
+) -> None:
     record_seen(state, job, list(orders))
     if delivered:
-        mark_delivered(state, job, [(order.id, order.updated_at) for order in orders], at=NOW)
+        at = NOW - timedelta(minutes=delivered_minutes_ago)
+        mark_delivered(state, job, [(order.id, order.updated_at) for order in orders], at=at)
 
 
 def _netted(state: StateStore, booked: set[str] | None = None, job: str = "shop") -> dict[str, int]:
@@ -57,12 +64,27 @@ def test_netting_recent_sales_summed_per_frame(state: StateStore) -> None:
 
 
 def test_netting_window_expires_delivered_sales(state: StateStore) -> None:
-    """A delivered sale older than settle_minutes no longer nets; one inside it still does."""
-    _pull(
-        state, _order("old", SETTLE + 1, [("frm_1", 1)]), _order("new", SETTLE - 1, [("frm_2", 1)])
-    )
+    """A sale delivered longer than settle_minutes ago no longer nets; a later one still does."""
+    _pull(state, _order("old", SETTLE + 1, [("frm_1", 1)]), delivered_minutes_ago=SETTLE + 1)
+    _pull(state, _order("new", SETTLE - 1, [("frm_2", 1)]), delivered_minutes_ago=SETTLE - 1)
 
     assert _netted(state) == {"frm_2": 1}
+
+
+def test_netting_window_starts_at_delivery(state: StateStore) -> None:
+    """An old sale delivered late, after the sink or the daemon was down, still nets."""
+    _pull(state, _order("late", SETTLE * 2, [("frm_1", 1)]), delivered_minutes_ago=1)
+
+    assert _netted(state) == {"frm_1": 1}
+
+
+def test_netting_stops_after_max_age(state: StateStore) -> None:
+    """No sale nets for more than seven days, even one the sink never reports booked."""
+    _pull(state, _order("stale", 8 * 24 * 60, [("frm_1", 1)]), delivered_minutes_ago=1)
+
+    assert _netted(state) == {}
+    assert _netted(state, booked=set()) == {}
+    assert netting_candidates(state, "shop", now=NOW) == []
 
 
 def test_netting_cancelled_orders_never_net(state: StateStore) -> None:
@@ -96,8 +118,8 @@ def test_netting_booked_orders_stop_at_once(state: StateStore) -> None:
 
 
 def test_netting_unbooked_orders_ignore_window(state: StateStore) -> None:
-    """When the sink can tell, an unbooked order nets however old it is."""
-    _pull(state, _order("o1", SETTLE * 100, [("frm_1", 1)]))
+    """When the sink can tell, an unbooked order nets past the settle window."""
+    _pull(state, _order("o1", SETTLE * 100, [("frm_1", 1)]), delivered_minutes_ago=SETTLE * 100)
 
     assert _netted(state) == {}
     assert _netted(state, booked=set()) == {"frm_1": 1}
@@ -108,7 +130,7 @@ def test_netting_other_jobs_ignored(state: StateStore) -> None:
     _pull(state, _order("o1", 1, [("frm_1", 1)]), job="other")
 
     assert _netted(state) == {}
-    assert netting_candidates(state, "other") == ["o1"]
+    assert netting_candidates(state, "other", now=NOW) == ["o1"]
 
 
 def test_netting_series_shape(state: StateStore) -> None:
