@@ -9,12 +9,13 @@ and retries the request once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,6 +176,18 @@ class TokenStore:
             raise AuthError(
                 f"the token file {self.path} is invalid ({error}); {LOGIN_HINT}"
             ) from None
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold an exclusive lock on the grant across processes, e.g. for a refresh."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=TOKEN_DIR_MODE)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, TOKEN_FILE_MODE)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)
 
     def save(self, token: StoredToken) -> None:
         """Write ``token`` atomically: temporary file with mode 0600, fsync, rename.
@@ -384,6 +397,20 @@ class OAuthTokenAuth(httpx.Auth):
         return self._token
 
     def _refresh_locked(self, token: StoredToken) -> StoredToken:
+        # Refresh tokens rotate, so two processes (the daemon and a manual
+        # `sync`) must not spend the same one: the second would be rejected.
+        with self._store.exclusive():
+            stored = self._store.load()
+            if (
+                stored is not None
+                and stored.refresh_token != token.refresh_token
+                and not stored.expires_within(self._skew, now=self._now())
+            ):
+                self._token = stored
+                return stored
+            return self._refresh_now(token)
+
+    def _refresh_now(self, token: StoredToken) -> StoredToken:
         if not token.refresh_token:
             raise TokenRefreshError(
                 f"the access token expired and no refresh token is stored; {LOGIN_HINT}"

@@ -306,3 +306,27 @@ def test_auth_sandbox_wrong_client_secret(
         auth.refresh()
 
     assert "wrong-secret-value" not in str(caught.value)
+
+
+def test_auth_sandbox_second_holder_uses_rotated_token(
+    sandbox: SandboxServer, token_store: TokenStore
+) -> None:
+    """Two holders of one grant refresh once: the second takes the token the first stored.
+
+    Refresh tokens rotate, so a second refresh with the old refresh token
+    would be rejected by the sandbox.
+    """
+    login_with_listener(sandbox, token_store)
+    first = OAuthTokenAuth(token_store, client_secret=DEFAULT_CLIENT_SECRET)
+    second = OAuthTokenAuth(token_store, client_secret=DEFAULT_CLIENT_SECRET)
+    first.granted_scopes()
+    second.granted_scopes()
+
+    refreshed = first.refresh()
+    taken = second.refresh()
+
+    assert taken.access_token == refreshed.access_token
+    assert first.refresh_count == 1
+    assert second.refresh_count == 0
+    first.close()
+    second.close()
