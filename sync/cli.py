@@ -1,7 +1,8 @@
 """The ``eyekiosk-sync`` command line.
 
 Exit codes: 0 success, 1 a cycle failed or was aborted, 2 invalid configuration
-or usage, 3 a cycle finished but some batches failed or updates were rejected.
+or usage, 3 a cycle finished but some batches failed or updates were rejected,
+4 not authorized (no stored grant, or a scope is missing).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sync import __version__
 from sync.config import JobSettings, Settings, find_config, load_settings
-from sync.errors import ConfigError, SyncError
+from sync.errors import AuthError, ConfigError, SyncError
 from sync.logs import configure_logging
 from sync.models import format_timestamp
 from sync.report import RunReport, format_report
@@ -27,13 +29,15 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_PARTIAL = 3
+EXIT_AUTH = 4
 OUTCOME_EXIT = {"success": EXIT_OK, "partial": EXIT_PARTIAL}
 GLOBAL_OPTIONS = ("--config", "--log-level")
 EXIT_CODES = """exit codes:
   0  success
   1  a cycle failed, was aborted by the source guard, or was stopped
   2  invalid configuration or usage
-  3  the cycle finished, but some batches failed or updates were rejected"""
+  3  the cycle finished, but some batches failed or updates were rejected
+  4  not authorized: run `auth login`, or add the missing scope and log in again"""
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -176,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         "run two cycles of the bundled sample export against a local sandbox",
         "Start the sandbox on a free loopback port, log in, and sync the bundled US sample "
-        "export twice: the first cycle sends the changed frames, the second nothing.",
+        "export twice: the first cycle sends the changed frames; then a kiosk sale happens, "
+        "and the second cycle pulls that order into a folder sink and holds back the sold "
+        "unit, so it sends nothing.",
     )
     demo.add_argument(
         "--json", action="store_true", help="print the two run reports as a JSON list"
@@ -212,6 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except AuthError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_AUTH
     except SyncError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -315,6 +324,9 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings | None) -> in
             )
     for job in settings.jobs:
         problems += _adapter_problems(settings, job)
+    problems += _scope_problems(settings)
+    for note in _missing_files(settings):
+        print(f"note: {note}")
     if problems:
         print(f"{settings.config_path}: {len(problems)} problem(s):")
         for problem in problems:
@@ -344,6 +356,41 @@ def _adapter_problems(settings: Settings, job: JobSettings) -> list[str]:
         except ConfigError as error:
             problems.append(str(error))
     return problems
+
+
+def _scope_problems(settings: Settings) -> list[str]:
+    """Compare the stored grant's scopes with those the configured jobs need."""
+    from sync.runtime import job_scopes, token_path
+    from sync.tokens import TokenStore
+
+    try:
+        token = TokenStore(token_path(settings)).load()
+        needed = job_scopes(settings, settings.jobs)
+    except SyncError as error:
+        return [str(error)]
+    if token is None:
+        print("note: no grant is stored yet; run `eyekiosk-sync auth login`")
+        return []
+    return [
+        f"auth.scopes: the stored grant lacks {scope!r}, which {feature} needs; add it to "
+        "[auth] scopes and run `eyekiosk-sync auth login` again"
+        for scope, feature in sorted(needed.items())
+        if scope not in token.scopes
+    ]
+
+
+def _missing_files(settings: Settings) -> list[str]:
+    """Name each source or status file that does not exist (yet): a note, not an error."""
+    notes = []
+    for job in settings.jobs:
+        tables = [source.options() for source in job.sources]
+        if job.orders is not None and job.orders.status_source is not None:
+            tables.append(job.orders.status_source.options())
+        for options in tables:
+            path = options.get("path")
+            if isinstance(path, str) and not settings.resolve(Path(path)).exists():
+                notes.append(f"job {job.name}: {settings.resolve(Path(path))} does not exist yet")
+    return notes
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings | None) -> int:

@@ -134,11 +134,11 @@ class StampPager(Generic[StampedT]):
 
     Attributes:
         pages: requests made.
-        rereads: times the items of one stamp were read again because one of
+        rereads: times the items of a stamp were read again because one of
             them changed while the list was paged.
-        complete: False when the list kept changing at one stamp more than
-            ``MAX_REREADS`` times and paging gave up; the caller must not treat
-            the items read as the whole list.
+        complete: False when the items of one stamp kept changing more than
+            ``MAX_REREADS`` times in a row and paging gave up; the caller must
+            not treat the items read as the whole list.
     """
 
     MAX_REREADS = 5
@@ -166,6 +166,7 @@ class StampPager(Generic[StampedT]):
 
     def _generate(self) -> Iterator[list[StampedT]]:
         since, seen_at_stamp, anchor = self._since, 0, None
+        rereads_here = 0
         while True:
             offset = max(seen_at_stamp - 1, 0)
             page = self._fetch(since, offset)
@@ -173,14 +174,16 @@ class StampPager(Generic[StampedT]):
             items = list(page.data)
             remaining = page.pagination.total - offset
 
-            # The item before the new ones must be the last one read at this stamp.
+            # The item before the new ones must be the last one read, still at the cursor's
+            # stamp; otherwise items at that stamp moved, and the stamp is read again.
             if anchor is not None:
-                if not items or items[0].id != anchor:
-                    if self.rereads >= self.MAX_REREADS:
-                        logger.warning("paging.gave_up stamp=%s rereads=%d", since, self.rereads)
+                if not items or items[0].id != anchor or items[0].updated_at != since:
+                    if rereads_here >= self.MAX_REREADS:
+                        logger.warning("paging.gave_up stamp=%s rereads=%d", since, rereads_here)
                         self.complete = False
                         return
                     self.rereads += 1
+                    rereads_here += 1
                     seen_at_stamp, anchor = 0, None
                     continue
                 items, remaining = items[1:], remaining - 1
@@ -193,7 +196,10 @@ class StampPager(Generic[StampedT]):
 
             last = items[-1].updated_at
             same = sum(1 for item in items if item.updated_at == last)
-            seen_at_stamp = seen_at_stamp + len(items) if last == since else same
+            if last == since:
+                seen_at_stamp += len(items)
+            else:
+                seen_at_stamp, rereads_here = same, 0
             since, anchor = last, items[-1].id
 
 
@@ -227,7 +233,7 @@ class PartnerClient:
             timeout: seconds for each of connect, read, write and pool acquisition.
             retry: retry limits for transient failures.
             concurrency: maximum inventory batches in flight in ``post_inventory_batches``.
-            page_limit: ``limit`` sent with list requests, 1 to 500.
+            page_limit: ``limit`` sent with list requests, 2 to 500.
             transport: httpx transport, for tests.
             sleep: waits between retries; ``sync.retry.sleep`` when None.
 
@@ -236,8 +242,9 @@ class PartnerClient:
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if not 1 <= page_limit <= MAX_PAGE_LIMIT:
-            raise ValueError(f"page_limit must be 1 to {MAX_PAGE_LIMIT}, got {page_limit}")
+        # Stamp-anchored pages repeat one item read before, so a page of 1 brings nothing new.
+        if not 2 <= page_limit <= MAX_PAGE_LIMIT:
+            raise ValueError(f"page_limit must be 2 to {MAX_PAGE_LIMIT}, got {page_limit}")
 
         self.retry = retry
         self.concurrency = concurrency

@@ -68,7 +68,7 @@ class PartnerSettings(Section):
     base_url: str = DEFAULT_BASE_URL
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32)
-    page_limit: int = Field(default=DEFAULT_PAGE_LIMIT, ge=1, le=500)
+    page_limit: int = Field(default=DEFAULT_PAGE_LIMIT, ge=2, le=500)
     retry_attempts: int = Field(default=DEFAULT_RETRY_ATTEMPTS, ge=1, le=20)
     retry_max_delay_s: float = Field(default=DEFAULT_RETRY_MAX_DELAY_S, gt=0)
     retry_total_s: float = Field(default=DEFAULT_RETRY_TOTAL_S, gt=0)

@@ -122,6 +122,8 @@ def run_demo(*, as_json: bool = False) -> int:
             print()
         first, second = reports
         orders = second.orders or {}
+        files = ", ".join(orders.get("files", [])) or "none"
+        print(f"Order files the folder sink wrote in cycle 2: {files}")
         print(
             f"The second cycle pulled "
             f"{plural(orders.get('delivered', 0), 'kiosk order', 'kiosk orders')} into the "
@@ -163,7 +165,7 @@ def _login_and_sync(settings: Settings, sandbox: SandboxStore, *, quiet: bool) -
     if not quiet:
         folder = settings.resolve(Path("orders"))
         names = sorted(path.name for path in folder.iterdir()) if folder.exists() else []
-        print(f"order files written by the folder sink: {', '.join(names) or 'none'}\n")
+        second.orders = {**(second.orders or {}), "files": names}
     return [first, second]
 
 

@@ -50,7 +50,7 @@ from sync.errors import (
 from sync.mirror import refresh_mirror
 from sync.models import MAX_INVENTORY_BATCH, InventoryResponse, InventoryUpdate
 from sync.netting import netting_candidates, unsettled_sales
-from sync.orders import open_sink, sync_orders
+from sync.orders import open_sink, preview_orders, sync_orders
 from sync.report import ItemRejection, RunReport
 from sync.sources import (
     check_guard,
@@ -188,7 +188,7 @@ class SyncEngine:
 
         if dry_run:
             report.plan = _plan_rows(changes)
-            report.batches = math.ceil(len(changes) / MAX_INVENTORY_BATCH)
+            report.planned_batches = math.ceil(len(changes) / MAX_INVENTORY_BATCH)
             report.outcome = "success"
         else:
             self._post(job, report, changes)
@@ -280,7 +280,10 @@ class SyncEngine:
         if job.orders is None:
             return None
         context = source_context(self.settings, job)
-        if not dry_run:
+        previewed = pd.Series(dtype="Int64")
+        if dry_run:
+            previewed = self._preview_orders(job, report)
+        else:
             try:
                 pulled = sync_orders(job, client=self.client, store=self.store, context=context)
             except (PartnerAPIError, SinkError, SourceError, StateError) as error:
@@ -302,13 +305,36 @@ class SyncEngine:
             booked = None
         finally:
             sink.close()
-        return unsettled_sales(
+        netted = unsettled_sales(
             self.store,
             job.name,
             now=now,
             settle_minutes=job.orders.settle_minutes,
             booked=booked,
         )
+        if previewed.empty:
+            return netted
+        return netted.add(previewed, fill_value=0).astype("Int64")
+
+    def _preview_orders(self, job: JobSettings, report: RunReport) -> pd.Series:
+        """List the orders a real cycle would pull first; return their units per frame."""
+        try:
+            orders = preview_orders(job, client=self.client, store=self.store)
+        except PartnerAPIError as error:
+            report.orders = {"error": str(error)}
+            report.orders_failed = True
+            log.error("orders.preview_failed job=%s error=%s", job.name, error)
+            return pd.Series(dtype="Int64")
+        report.orders = {"previewed": len(orders)}
+        units: dict[str, int] = {}
+        for order in orders:
+            if order.status == "cancelled":
+                continue
+            for item in order.items:
+                units[item.frame_id] = units.get(item.frame_id, 0) + item.quantity
+        series = pd.Series(units, dtype="Int64")
+        series.index = series.index.astype("string")
+        return series
 
     def _post(self, job: JobSettings, report: RunReport, changes: pd.DataFrame) -> None:
         batches = _build_batches(changes, job=job.name, run_id=report.run_id or 0)

@@ -8,7 +8,8 @@ export's quantity (floored at 0).
 
 The rule. An order line counts as unsettled when its order is in
 ``delivered_orders`` for the job, its last known status is not ``cancelled``,
-it was created less than ``MAX_NETTING_AGE`` (7 days) before ``now``, and:
+it is undelivered or was last delivered less than ``MAX_NETTING_AGE`` (7 days)
+before ``now``, and:
 
 * the sink can tell which orders are booked (``OrderSink.booked_orders``
   returned a set): the order is not in that set;
@@ -88,12 +89,13 @@ def netting_candidates(store: StateStore, job_name: str, *, now: datetime) -> li
 
 
 def _recent(lines: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Keep the lines of orders created within ``MAX_NETTING_AGE`` of ``now``.
+    """Keep undelivered orders, and delivered ones last delivered within ``MAX_NETTING_AGE``.
 
     An order the practice's system never reports as booked (purged, archived,
     or a sink that lost track of it) would otherwise hold stock back forever.
+    The age counts from delivery, because nothing can book an order before it.
     """
-    return lines.loc[lines["created_at"] > now - MAX_NETTING_AGE]
+    return lines.loc[~lines["delivered"] | (lines["delivered_at"] > now - MAX_NETTING_AGE)]
 
 
 __all__ = [

@@ -114,7 +114,7 @@ class OrdersReport:
         job: the job's name.
         sink: the sink's description.
         since: the ``since`` sent with the listing, ISO 8601, or None for all orders.
-        listings: order listings read, one per status filter.
+        listings: order listings read; one per pull.
         pulled: distinct orders listed.
         delivered: orders the sink confirmed in this pull.
         duplicates_skipped: listed orders whose version the sink had confirmed before.
@@ -372,6 +372,22 @@ def _save_checkpoint(store: StateStore, job: str, value: datetime, report: Order
     report.checkpoint = format_timestamp(value)
 
 
+def preview_orders(job: JobSettings, *, client: PartnerClient, store: StateStore) -> list[Order]:
+    """List the orders the next pull would record for the first time, delivering nothing.
+
+    ``sync --dry-run`` nets these too, so its plan matches what a real cycle,
+    which pulls them first, would send.
+    """
+    settings = order_settings(job)
+    checkpoint = read_checkpoint(store, job.name)
+    since = None if checkpoint is None else checkpoint - timedelta(seconds=settings.overlap_s)
+    report = OrdersReport(job=job.name)
+    listed = _list_orders(client, since=since, statuses=settings.statuses, report=report)
+    # Orders already recorded net through the state database; only new ones are added.
+    known = load_orders(store, job.name, [order.id for order in listed])
+    return [order for order in listed if order.id not in known]
+
+
 def _list_orders(
     client: PartnerClient,
     *,
@@ -379,29 +395,30 @@ def _list_orders(
     statuses: Sequence[str],
     report: OrdersReport,
 ) -> list[Order]:
-    """List orders changed since ``since`` (one listing per status filter), newest version each.
+    """List orders changed since ``since`` in the wanted statuses, newest version of each.
 
     Returns:
         One order per id, sorted by ``(updated_at, id)``.
     """
+    # One listing without a status filter, filtered here: an order that moved
+    # between two filtered listings could fall behind the checkpoint unseen.
     newest: dict[str, Order] = {}
-    filters: Sequence[str | None] = list(statuses) or [None]
-    for status in filters:
-        report.listings += 1
-        pages = client.iter_order_pages(since=since, status=status)
-        for page in pages:
-            for order in page:
-                held = newest.get(order.id)
-                if held is None or order.updated_at >= held.updated_at:
-                    newest[order.id] = order
-        if not pages.complete:
-            raise TransientAPIError(
-                "the order list kept changing while it was read; the next pull tries again",
-                status=None,
-                method="GET",
-                endpoint=ORDERS,
-            )
-    return sorted(newest.values(), key=lambda order: (order.updated_at, order.id))
+    report.listings += 1
+    pages = client.iter_order_pages(since=since)
+    for page in pages:
+        for order in page:
+            held = newest.get(order.id)
+            if held is None or order.updated_at >= held.updated_at:
+                newest[order.id] = order
+    if not pages.complete:
+        raise TransientAPIError(
+            "the order list kept changing while it was read; the next pull tries again",
+            status=None,
+            method="GET",
+            endpoint=ORDERS,
+        )
+    wanted = [order for order in newest.values() if not statuses or order.status in statuses]
+    return sorted(wanted, key=lambda order: (order.updated_at, order.id))
 
 
 # One chunk of deliveries
@@ -642,6 +659,7 @@ __all__ = [
     "open_sink",
     "open_status_source",
     "order_settings",
+    "preview_orders",
     "push_statuses",
     "read_checkpoint",
     "required_scopes",

@@ -59,6 +59,7 @@ class RunReport:
     zeroed: int = 0
     zero_skipped: str | None = None
     batches: int = 0
+    planned_batches: int = 0
     batches_failed: int = 0
     updates_accepted: int = 0
     updates_unchanged: int = 0
@@ -127,6 +128,11 @@ def format_report(report: RunReport) -> str:
         ]
     if report.zero_skipped:
         lines.append(f"  kept      {report.zero_skipped}")
+    if compared and report.dry_run:
+        lines.append(
+            f"  would send {plural(report.planned_batches, 'batch', 'batches')} "
+            "(dry run: nothing was posted)"
+        )
     if compared and not report.dry_run:
         inventory = sum(count for name, count in report.requests.items() if "/inventory" in name)
         lines.append(
@@ -145,6 +151,11 @@ def format_report(report: RunReport) -> str:
         orders = report.orders
         if "error" in orders and len(orders) == 1:
             lines.append(f"  orders    failed: {orders['error']}")
+        elif "previewed" in orders:
+            lines.append(
+                f"  orders    {plural(orders['previewed'], 'new order', 'new orders')} listed "
+                "and netted, not delivered (dry run)"
+            )
         else:
             lines.append(
                 f"  orders    {orders.get('pulled', 0)} pulled, {orders.get('delivered', 0)} "

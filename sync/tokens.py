@@ -401,13 +401,12 @@ class OAuthTokenAuth(httpx.Auth):
         # `sync`) must not spend the same one: the second would be rejected.
         with self._store.exclusive():
             stored = self._store.load()
-            if (
-                stored is not None
-                and stored.refresh_token != token.refresh_token
-                and not stored.expires_within(self._skew, now=self._now())
-            ):
+            if stored is not None and stored.refresh_token != token.refresh_token:
+                # Another process rotated the grant: use its tokens, refreshing them if needed.
                 self._token = stored
-                return stored
+                if not stored.expires_within(self._skew, now=self._now()):
+                    return stored
+                return self._refresh_now(stored)
             return self._refresh_now(token)
 
     def _refresh_now(self, token: StoredToken) -> StoredToken:

@@ -248,3 +248,33 @@ def test_cli_dry_run_lists_unmatched_and_ambiguous_keys(
     assert f"    {rows[1]['Item Code']}" in output
     assert "keys that match several frames (1):" in output
     assert f"    {rows[0]['Item Code']}" in output
+
+
+def test_cli_missing_scope_exit_4(
+    tmp_path: Path, sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A grant without inventory:write exits 4 and names the scope; check-config reports it too."""
+    installation = Installation.create(tmp_path, sandbox, scopes=("frames:read",))
+
+    code = main(["--config", str(installation.config_path), "sync"])
+    error = capsys.readouterr().err
+    checked = main(["--config", str(installation.config_path), "check-config"])
+    report = capsys.readouterr().out
+
+    assert code == 4
+    assert "inventory:write" in error
+    assert checked == 2
+    assert "the stored grant lacks 'inventory:write'" in report
+
+
+def test_cli_check_config_notes_missing_export(
+    installation: Installation, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A source file that does not exist yet is a note in check-config, not an error."""
+    installation.export_path.unlink()
+
+    code = main(["--config", str(installation.config_path), "check-config"])
+
+    output = capsys.readouterr().out
+    assert code == 0
+    assert f"note: job shop: {installation.export_path} does not exist yet" in output

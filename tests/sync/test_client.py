@@ -948,3 +948,41 @@ def test_iter_frame_pages_rereads_stamp_when_frame_moves() -> None:
     assert sorted(set(ids)) == [f"frm_{number:08d}" for number in range(1, 6)]
     assert pages.rereads >= 1
     assert pages.complete
+
+
+def test_iter_frame_pages_anchor_must_keep_its_stamp() -> None:
+    """An anchor that moved to a later stamp is not trusted: unchanged frames are not skipped.
+
+    With second-precision stamps, two frames read at one stamp both change
+    between pages; the anchor sits at the expected offset again, but under a
+    new stamp, and an offset-trusting reader would skip the third frame.
+    """
+    stamps = {1: "2026-12-04T10:00:00Z", 2: "2026-12-04T10:00:00Z", 3: "2026-12-04T10:00:10Z"}
+    requests = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal requests
+        requests += 1
+        if requests == 2:
+            stamps[2] = "2026-12-04T10:00:20Z"
+            stamps[1] = "2026-12-04T10:00:21Z"
+        since = request.url.params.get("updated_since")
+        rows = sorted(
+            (stamp, number) for number, stamp in stamps.items() if since is None or stamp >= since
+        )
+        limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
+        data = [dict(frame_json(n), updated_at=stamp) for stamp, n in rows[offset : offset + limit]]
+        pagination = {"limit": limit, "offset": offset, "total": len(rows)}
+        return httpx.Response(200, json={"data": data, "pagination": pagination})
+
+    ids = {
+        frame.id for page in make_client(handler, page_limit=2).iter_frame_pages() for frame in page
+    }
+
+    assert "frm_00000003" in ids
+
+
+def test_client_rejects_page_limit_of_one() -> None:
+    """A page of one item would hold only the anchor, so page_limit must be at least 2."""
+    with pytest.raises(ValueError, match="page_limit must be 2 to 500"):
+        make_client(paged_frames(0), page_limit=1)

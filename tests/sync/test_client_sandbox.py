@@ -215,7 +215,7 @@ def test_post_inventory_sandbox_retry_is_idempotent(
     sandbox: SandboxServer, store: SandboxStore
 ) -> None:
     """A batch retried after a 503 is applied once, because it repeats its Idempotency-Key."""
-    with make_client(sandbox, store, page_limit=1, sleep=RecordingSleep()) as client:
+    with make_client(sandbox, store, page_limit=2, sleep=RecordingSleep()) as client:
         frame = next(client.iter_frames())
         store.inject_fault("server_error", 1, paths=["/api/v1/partner/inventory"])
 

@@ -182,7 +182,9 @@ def test_config_example_commented_orders_validate(tmp_path: Path) -> None:
 
     text = (ROOT / "config.example.toml").read_text()
     (block,) = _commented_blocks(text, "[jobs.orders]")
-    path = _write(tmp_path, JOB + block + "\n")
+    # The status source example is commented twice, as an option within the example.
+    (status,) = _commented_blocks(block, "[jobs.orders.status_source]")
+    path = _write(tmp_path, JOB + block + "\n" + status + "\n")
     settings = load_settings(path)
     job = settings.jobs[0]
 

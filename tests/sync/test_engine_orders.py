@@ -134,3 +134,23 @@ def test_engine_missing_status_file_keeps_inventory_push(
     assert report.orders is not None
     assert "no-such-file.csv" in report.orders["error"]
     assert report.requests[INVENTORY] == 1
+
+
+def test_engine_dry_run_nets_orders_it_would_pull(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """A dry run lists new kiosk orders and nets them, so its plan matches the real cycle."""
+    installation = _installation(tmp_path, sandbox, 60)
+    installation.sync()
+    row = _stocked_row(read_export())
+    frame = installation.store.find_frame(row["Item Code"])
+    assert frame is not None
+    installation.store.create_sales(1, frame_ids=[frame["id"]])
+
+    plan = installation.sync(dry_run=True)
+    delivered_by_plan = installation.delivered_orders()
+    real = installation.sync()
+
+    assert plan.orders == {"previewed": 1}
+    assert plan.netted_units >= 1
+    assert delivered_by_plan == {}
+    assert plan.changed == real.changed == 0
+    assert len(installation.delivered_orders()) == 1

@@ -79,12 +79,13 @@ def test_netting_window_starts_at_delivery(state: StateStore) -> None:
 
 
 def test_netting_stops_after_max_age(state: StateStore) -> None:
-    """No sale nets for more than seven days, even one the sink never reports booked."""
-    _pull(state, _order("stale", 8 * 24 * 60, [("frm_1", 1)]), delivered_minutes_ago=1)
+    """No delivered sale nets for more than seven days after delivery, booked or not."""
+    _pull(state, _order("stale", 9 * 24 * 60, [("frm_1", 1)]), delivered_minutes_ago=8 * 24 * 60)
+    _pull(state, _order("late", 9 * 24 * 60, [("frm_2", 1)]), delivered_minutes_ago=1)
 
-    assert _netted(state) == {}
-    assert _netted(state, booked=set()) == {}
-    assert netting_candidates(state, "shop", now=NOW) == []
+    assert _netted(state) == {"frm_2": 1}
+    assert _netted(state, booked=set()) == {"frm_2": 1}
+    assert netting_candidates(state, "shop", now=NOW) == ["late"]
 
 
 def test_netting_cancelled_orders_never_net(state: StateStore) -> None:

@@ -173,7 +173,7 @@ def test_orders_pull_missing_scope_subprocess(tmp_path: Path, sandbox: SandboxSe
 
     result = _run(shop, "pull")
 
-    assert result.returncode == 1
+    assert result.returncode == 4
     assert "prescriptions:read" in result.stderr
     assert shop.order_files() == []
 

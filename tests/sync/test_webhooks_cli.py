@@ -277,7 +277,7 @@ def test_webhooks_missing_scope(
     code = _run(shop, *args)
     err = capsys.readouterr().err
 
-    assert code == 1
+    assert code == 4
     assert f"'{missing}'" in err
     assert sum(_store(shop).request_counts().values()) == requests_before
     assert _store(shop).webhooks.list_subscriptions() == []
