@@ -5,8 +5,7 @@ own process, writes a US-layout export that matches the sandbox's frames except
 for a share of changed rows (1% by default), and runs ``eyekiosk-sync sync
 --json`` in a fresh process per cycle. The first cycle reads every frame (full
 rescan). Before each steady-state cycle a fresh share of rows changes, and the
-cycle refreshes the mirror incrementally (``full_rescan_every = 0``). One
-frame is touched after seeding, for the reason in ``settle_seeded_stamps``.
+cycle refreshes the mirror incrementally (``full_rescan_every = 0``).
 
 Per cycle it records wall time, the engine's ``duration_s``, peak RSS of the
 sync process (``ru_maxrss`` from ``wait4``), and inventory requests against the
@@ -59,8 +58,6 @@ INVENTORY_REQUEST = "POST /api/v1/partner/inventory"
 SCOPES = ["frames:read", "inventory:write"]
 TOKEN_TTL_S = 24 * 3600
 MIB = 1024 * 1024
-# Any seeded frame works, because touching changes only its updated_at.
-SETTLE_FRAME_ID = "frm_00000001"
 
 CONFIG_TEMPLATE = """\
 [partner]
@@ -243,7 +240,6 @@ def bench_size(
     with SandboxProcess(command, frames, folder / "sandbox.log") as sandbox:
         result.sandbox_start_s = round(time.perf_counter() - started, 1)
         config_path = write_installation(folder, sandbox)
-        settle_seeded_stamps(sandbox, load_settings(config_path).mirror.overlap_s)
 
         # The first cycle finds the changes through a full rescan of the mirror.
         export.change(per_cycle, rng)
@@ -264,19 +260,6 @@ def bench_size(
         f"pandas parse {result.pandas_parse_s:.2f} s, adapter read {result.adapter_read_s:.2f} s"
     )
     return result
-
-
-def settle_seeded_stamps(sandbox: SandboxProcess, overlap_s: float) -> None:
-    """Touch one frame more than ``overlap_s`` after seeding, so the watermark passes the seed.
-
-    The sandbox stamps all N seeded frames within N microseconds. Without a
-    later change, the full rescan's watermark is the last seeded stamp, and the
-    next incremental refresh, which starts ``overlap_s`` before the watermark,
-    would read every seeded frame again. A real catalogue's stamps are spread
-    over months, so that re-read would measure the sandbox, not a steady state.
-    """
-    time.sleep(overlap_s + 1.0)
-    sandbox.touch_frames([SETTLE_FRAME_ID])
 
 
 def write_installation(folder: Path, sandbox: SandboxProcess) -> Path:

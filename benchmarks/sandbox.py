@@ -103,15 +103,6 @@ class SandboxProcess:
         token: str = response.json()["access_token"]
         return token
 
-    def touch_frames(self, frame_ids: list[str]) -> None:
-        """Stamp frames with the sandbox clock's current time, as an edit in Eyekiosk would."""
-        response = httpx.post(
-            f"{self.url}/_sandbox/frames/touch",
-            json={"frame_ids": frame_ids, "updated_at": None},
-            timeout=10.0,
-        )
-        response.raise_for_status()
-
     def request_counts(self) -> dict[str, int]:
         """Return the Partner API requests the sandbox received, keyed by method and route."""
         response = httpx.get(f"{self.url}/_sandbox/requests", timeout=10.0)

@@ -31,6 +31,9 @@ logger = logging.getLogger("sync.sandbox.catalogue")
 FRAME_ID_PATTERN = re.compile(r"^frm_(\d{8,})$")
 CURRENCY = "USD"
 INSERT_CHUNK = 50_000
+# Seeded frames are stamped one second apart, the last an hour before the sandbox starts.
+SEED_SPACING_US = 1_000_000
+SEED_AGE_US = 3_600_000_000
 CURSOR_CACHE_FILTERS = 64
 CURSOR_CACHE_OFFSETS = 64
 
@@ -214,13 +217,16 @@ class FrameCatalogue:
     # Seeding
 
     def load(self, frames: FrameSource) -> None:
-        """Replace every frame with frames, numbered from 1, updated in the recent past.
+        """Replace every frame with frames, numbered from 1, updated over the past.
 
-        Frame n gets `updated_at` n microseconds after a common start, so the initial
-        order is the id order and every later write sorts after every seeded frame.
+        Frame n gets `updated_at` n seconds after a common start, and the last one
+        an hour before now, as if the catalogue had been edited over time. So the
+        initial order is the id order, every later write sorts after every seeded
+        frame, and a client's overlap window of a few seconds reads back only a
+        few seeded frames rather than all of them.
         """
         count = len(frames)
-        start_us = self._clock.now_us() - count - 1
+        start_us = self._clock.now_us() - SEED_AGE_US - count * SEED_SPACING_US
         with self._lock:
             self._create_table()
             self._db.execute("BEGIN")
@@ -233,7 +239,7 @@ class FrameCatalogue:
                 self._db.execute(statement)
             self._count = count
             self._forget_paging()
-        self._clock.advance_past(start_us + count)
+        self._clock.advance_past(start_us + count * SEED_SPACING_US)
         logger.info("sandbox.catalogue.loaded frames=%d", count)
 
     def _forget_paging(self) -> None:
@@ -368,7 +374,8 @@ class FrameCatalogue:
 def _seed_rows(frames: FrameSource, start_us: int) -> Iterator[tuple[Any, ...]]:
     for number, row in enumerate(frames.rows(), start=1):
         sku, upc, brand, *rest = row
-        yield (number, sku, upc, brand, brand.lower(), *rest, CURRENCY, start_us + number)
+        stamp = start_us + number * SEED_SPACING_US
+        yield (number, sku, upc, brand, brand.lower(), *rest, CURRENCY, stamp)
 
 
 def _chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
