@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
@@ -97,12 +97,13 @@ class SourceContext:
     state_dir: Path
 
 
-class StockSource(ABC, Generic[OptionsT]):
-    """A source of stock rows.
+AdapterT = TypeVar("AdapterT", bound="Adapter[Any]")
 
-    Subclasses set ``options_model`` to their options class and implement
-    ``read``. The engine builds one instance per job run and calls ``read``
-    once, then ``close``.
+
+class Adapter(ABC, Generic[OptionsT]):
+    """What every kind of adapter shares: validated options, a context, a description.
+
+    Subclasses set ``options_model`` to their options class.
     """
 
     options_model: ClassVar[type[AdapterOptions]]
@@ -113,15 +114,31 @@ class StockSource(ABC, Generic[OptionsT]):
 
     @classmethod
     def from_mapping(
-        cls, options: Mapping[str, Any], *, context: SourceContext
-    ) -> StockSource[Any]:
-        """Build the adapter from the raw TOML table of a job's source.
+        cls: type[AdapterT], options: Mapping[str, Any], *, context: SourceContext
+    ) -> AdapterT:
+        """Build the adapter from its raw TOML table, less ``adapter`` and ``name``.
 
         Raises:
             pydantic.ValidationError: when the options do not fit ``options_model``.
         """
         validated = cls.options_model.model_validate(dict(options))
-        return cls(cast(OptionsT, validated), context=context)
+        return cls(validated, context=context)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Describe the adapter's source or destination for logs, never with a secret in it."""
+
+    def close(self) -> None:
+        """Release connections or files; the default has none."""
+
+
+class StockSource(Adapter[OptionsT]):
+    """A source of stock rows.
+
+    Subclasses set ``options_model`` to their options class and implement
+    ``read``. The engine builds one instance per job run and calls ``read``
+    once, then ``close``.
+    """
 
     @abstractmethod
     def read(self) -> SourceResult:
@@ -135,13 +152,6 @@ class StockSource(ABC, Generic[OptionsT]):
             sync.errors.SourceError: when the source cannot be read at all.
                 A row that fails on its own is a rejection, not an error.
         """
-
-    @abstractmethod
-    def describe(self) -> str:
-        """Describe the source for logs and reports, never with a secret in it."""
-
-    def close(self) -> None:
-        """Release connections or files; the default has none."""
 
 
 # Order sinks
@@ -183,7 +193,7 @@ class DeliveryResult:
     error: str | None = None
 
 
-class OrderSink(ABC, Generic[OptionsT]):
+class OrderSink(Adapter[OptionsT]):
     """A destination for pulled orders: a folder, a database, an HTTP endpoint.
 
     The engine pulls orders from Eyekiosk, hands them to ``deliver`` in order of
@@ -192,23 +202,8 @@ class OrderSink(ABC, Generic[OptionsT]):
     crash or a retry, so ``deliver`` must be idempotent on the order id.
     """
 
-    options_model: ClassVar[type[AdapterOptions]]
     #: Whether the engine should fetch ``GET /orders/{id}`` for each order.
     wants_details: ClassVar[bool] = True
-
-    def __init__(self, options: OptionsT, *, context: SourceContext) -> None:
-        self.options = options
-        self.context = context
-
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any], *, context: SourceContext) -> OrderSink[Any]:
-        """Build the sink from the raw TOML table of a job's order sink.
-
-        Raises:
-            pydantic.ValidationError: when the options do not fit ``options_model``.
-        """
-        validated = cls.options_model.model_validate(dict(options))
-        return cls(cast(OptionsT, validated), context=context)
 
     @property
     def wants_prescriptions(self) -> bool:
@@ -237,13 +232,6 @@ class OrderSink(ABC, Generic[OptionsT]):
         """
         return None
 
-    @abstractmethod
-    def describe(self) -> str:
-        """Describe the destination for logs and reports, never with a secret in it."""
-
-    def close(self) -> None:
-        """Release connections or files; the default has none."""
-
 
 # Order status sources
 
@@ -267,30 +255,12 @@ class StatusResult:
     description: str = ""
 
 
-class StatusSource(ABC, Generic[OptionsT]):
+class StatusSource(Adapter[OptionsT]):
     """A source of fulfilment statuses that the practice's system sets on kiosk orders.
 
     The engine compares each row with the order's status on Eyekiosk and sends
     ``PATCH /orders/{id}`` for the ones that moved along an allowed transition.
     """
-
-    options_model: ClassVar[type[AdapterOptions]]
-
-    def __init__(self, options: OptionsT, *, context: SourceContext) -> None:
-        self.options = options
-        self.context = context
-
-    @classmethod
-    def from_mapping(
-        cls, options: Mapping[str, Any], *, context: SourceContext
-    ) -> StatusSource[Any]:
-        """Build the status source from its raw TOML table.
-
-        Raises:
-            pydantic.ValidationError: when the options do not fit ``options_model``.
-        """
-        validated = cls.options_model.model_validate(dict(options))
-        return cls(cast(OptionsT, validated), context=context)
 
     @abstractmethod
     def read_statuses(self) -> StatusResult:
@@ -300,13 +270,6 @@ class StatusSource(ABC, Generic[OptionsT]):
             sync.errors.SourceError: when the source cannot be read at all.
         """
 
-    @abstractmethod
-    def describe(self) -> str:
-        """Describe the source for logs and reports, never with a secret in it."""
-
-    def close(self) -> None:
-        """Release connections or files; the default has none."""
-
 
 __all__ = [
     "KEY",
@@ -315,6 +278,7 @@ __all__ = [
     "PRICE_CENTS",
     "QUANTITY",
     "STATUS",
+    "Adapter",
     "AdapterOptions",
     "DeliveryResult",
     "OrderDelivery",
