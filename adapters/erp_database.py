@@ -755,7 +755,7 @@ class ErpDatabaseSource(StockSource[ErpDatabaseOptions]):
             raise SourceError(message, source=self.describe()) from None
         except DBAPIError as error:
             message = self.database.scrub(database_message(error))
-            if error.connection_invalidated:
+            if error.connection_invalidated or is_connection_lost(error):
                 raise _ConnectionDropped(message) from error
             if is_write_rejected(error):
                 raise SourceError(
@@ -765,6 +765,27 @@ class ErpDatabaseSource(StockSource[ErpDatabaseOptions]):
                     source=self.describe(),
                 ) from None
             raise SourceError(f"the read failed: {message}", source=self.describe()) from None
+
+
+# SQLSTATE classes of a lost session: 08 connection exception, 57P operator
+# intervention (e.g. pg_terminate_backend). MySQL/MariaDB client error numbers:
+# 2006 server gone away, 2013 lost connection, 1927 connection killed.
+LOST_SQLSTATE_PREFIXES = ("08", "57P")
+LOST_MYSQL_ERRORS = frozenset({2006, 2013, 1927})
+
+
+def is_connection_lost(error: DBAPIError) -> bool:
+    """Tell whether a driver error means the session is gone, even when SQLAlchemy did not.
+
+    SQLAlchemy marks most disconnects as ``connection_invalidated``, but not
+    every driver error raised while a server-side cursor fetches.
+    """
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(LOST_SQLSTATE_PREFIXES):
+        return True
+    arguments: tuple[Any, ...] = tuple(getattr(original, "args", ()))
+    return len(arguments) > 0 and arguments[0] in LOST_MYSQL_ERRORS
 
 
 class _ConnectionDropped(Exception):

@@ -704,3 +704,24 @@ def test_engine_syncs_from_sql_source(tmp_path: Path, sandbox: SandboxServer) ->
         frame = sandbox.store.find_frame(product.ref)
         assert frame is not None
         assert frame["quantity"] == product.on_hand
+
+
+def test_connection_lost_recognised_from_driver_codes() -> None:
+    """Driver errors that mean a lost session count as dropped even when not invalidated."""
+    from sqlalchemy.exc import OperationalError
+
+    from adapters.erp_database import is_connection_lost
+
+    class Killed(Exception):
+        sqlstate = "57P01"
+
+    class GoneAway(Exception):
+        pass
+
+    class Syntax(Exception):
+        sqlstate = "42601"
+
+    assert is_connection_lost(OperationalError("SELECT 1", {}, Killed()))
+    assert is_connection_lost(OperationalError("SELECT 1", {}, GoneAway(2013, "Lost connection")))
+    assert not is_connection_lost(OperationalError("SELECT 1", {}, Syntax()))
+    assert not is_connection_lost(OperationalError("SELECT 1", {}, GoneAway(1146, "no table")))
