@@ -66,8 +66,7 @@ from starlette.routing import Route
 from sync.errors import ConfigError, StateError
 
 if TYPE_CHECKING:
-    import uvicorn
-
+    from sync.background import BackgroundServer
     from sync.config import JobSettings, Settings
 
 log = logging.getLogger("eyekiosk_sync.webhooks")
@@ -559,9 +558,7 @@ class WebhookReceiver:
                 Route(f"{settings.path}/health", self._health, methods=["GET"]),
             ]
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._background: BackgroundServer | None = None
         self._started = False
 
     @property
@@ -571,9 +568,9 @@ class WebhookReceiver:
         Raises:
             RuntimeError: the receiver is not running.
         """
-        if self._socket is None:
+        if self._background is None:
             raise RuntimeError("the webhook receiver is not running")
-        host, port = self._socket.getsockname()[:2]
+        host, port = self._background.address[:2]
         url_host = f"[{host}]" if ":" in host else host
         return f"http://{url_host}:{port}{self.settings.path}"
 
@@ -592,8 +589,10 @@ class WebhookReceiver:
         self._started = True
         import uvicorn
 
+        from sync.background import BackgroundServer
+
         count = self._secret_cache.load()
-        self._socket = _bind(*self.settings.address())
+        sock = _bind(*self.settings.address())
         config = uvicorn.Config(
             self.app,
             log_config=None,
@@ -603,15 +602,15 @@ class WebhookReceiver:
             server_header=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="webhook-receiver",
-            daemon=True,
+        background = BackgroundServer(
+            config,
+            sock,
+            name="webhook receiver",
+            startup_timeout=STARTUP_TIMEOUT_S,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
         )
-        self._thread.start()
-        self._wait_started()
+        background.start()
+        self._background = background
 
         log.info("webhook.receiver.started url=%s secrets=%d", self.url, count)
         if count == 0:
@@ -621,39 +620,18 @@ class WebhookReceiver:
                 self.secrets.path,
             )
 
-    def _wait_started(self) -> None:
-        assert self._server is not None and self._thread is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._shutdown()
-                raise RuntimeError("the webhook receiver did not start")
-            time.sleep(0.01)
-
     def stop(self) -> None:
         """Stop taking deliveries, finish the requests in flight and release the port.
 
         Raises:
             RuntimeError: when not running.
         """
-        if self._thread is None:
+        if self._background is None:
             raise RuntimeError("the webhook receiver is not running")
-        self._shutdown()
+        if not self._background.stop():
+            log.warning("webhook.receiver.stop_timeout seconds=%s", SHUTDOWN_TIMEOUT_S)
+        self._background = None
         log.info("webhook.receiver.stopped")
-
-    def _shutdown(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(SHUTDOWN_TIMEOUT_S)
-            if self._thread.is_alive():
-                log.warning("webhook.receiver.stop_timeout seconds=%s", SHUTDOWN_TIMEOUT_S)
-                self._server.force_exit = True
-                self._thread.join(SHUTDOWN_TIMEOUT_S)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = None
-        self._thread = None
-        self._socket = None
 
     # Endpoints
 
@@ -726,24 +704,17 @@ def _bind(host: str, port: int) -> socket.socket:
     Raises:
         ConfigError: the address cannot be resolved or bound.
     """
+    from sync.background import bind_tcp
+
     where = f"webhooks.listen: cannot listen on {host}:{port}"
     try:
-        family, _, _, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )[0]
+        return bind_tcp(host, port)
     except socket.gaierror as error:
         raise ConfigError(f"{where}: {error.strerror}; check the host name") from None
-    # proto must be IPPROTO_TCP, because asyncio sets TCP_NODELAY only on such sockets.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
     except OSError as error:
-        sock.close()
         raise ConfigError(
             f"{where}: {error.strerror}; pick a free port or stop what uses it"
         ) from None
-    return sock
 
 
 def start_receiver(settings: Settings, trigger: Trigger) -> WebhookReceiver | None:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
-import threading
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 
+from sync.background import BackgroundServer, bind_tcp
 from sync.sandbox.app import build_app
 from sync.sandbox.oauth import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from sync.sandbox.seeding import DEFAULT_CHANGE_SHARE, DEFAULT_SEED
@@ -95,14 +93,12 @@ class SandboxServer:
         self.host = host
         self._port = port
         self.store: SandboxStore | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._background: BackgroundServer | None = None
 
     @property
     def running(self) -> bool:
         """Whether the server is serving."""
-        return self._thread is not None
+        return self._background is not None
 
     @property
     def url(self) -> str:
@@ -111,9 +107,9 @@ class SandboxServer:
         Raises:
             RuntimeError: the server is not running.
         """
-        if self._socket is None:
+        if self._background is None:
             raise RuntimeError("the sandbox server is not running")
-        port = self._socket.getsockname()[1]
+        port = self._background.address[1]
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{port}"
 
@@ -123,34 +119,25 @@ class SandboxServer:
         Raises:
             RuntimeError: already started, or uvicorn did not start in time.
         """
-        if self._thread is not None:
+        if self._background is not None:
             raise RuntimeError("the sandbox server is already running")
-        self.store = SandboxStore(self.options)
-        self.store.start()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # proto must be IPPROTO_TCP, because asyncio sets TCP_NODELAY only on such sockets
-        # and without it every keep-alive response waits for a delayed ACK (about 40 ms).
-        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((self.host, self._port))
-        self._server = uvicorn.Server(_uvicorn_config(self.store, self.host, self._port))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, name="sandbox-uvicorn"
-        )
-        self._thread.daemon = True
-        self._thread.start()
-        self._wait_started()
-        logger.info("sandbox.server.started url=%s frames=%d", self.url, len(self.store.catalogue))
+        store = SandboxStore(self.options)
+        store.start()
+        try:
+            background = BackgroundServer(
+                _uvicorn_config(store, self.host, self._port),
+                bind_tcp(self.host, self._port),
+                name="sandbox server",
+                startup_timeout=STARTUP_TIMEOUT_SECONDS,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+            )
+            background.start()
+        except (OSError, RuntimeError):
+            store.close()
+            raise
+        self.store, self._background = store, background
+        logger.info("sandbox.server.started url=%s frames=%d", self.url, len(store.catalogue))
         return self
-
-    def _wait_started(self) -> None:
-        assert self._server is not None and self._thread is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the sandbox server did not start")
-            time.sleep(0.01)
 
     def stop(self) -> None:
         """Stop serving, stop webhook deliveries and release the port.
@@ -158,16 +145,11 @@ class SandboxServer:
         Raises:
             RuntimeError: the server is not running.
         """
-        if self._thread is None or self._server is None or self.store is None:
+        if self._background is None or self.store is None:
             raise RuntimeError("the sandbox server is not running")
-        self._server.should_exit = True
-        self._thread.join(SHUTDOWN_TIMEOUT_SECONDS)
+        self._background.stop()
         self.store.close()
-        if self._socket is not None:
-            self._socket.close()
-        self._thread = None
-        self._server = None
-        self._socket = None
+        self._background = None
         logger.info("sandbox.server.stopped")
 
     def __enter__(self) -> SandboxServer:
