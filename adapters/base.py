@@ -101,7 +101,7 @@ AdapterT = TypeVar("AdapterT", bound="Adapter[Any]")
 
 
 class Adapter(ABC, Generic[OptionsT]):
-    """What every kind of adapter shares: validated options, a context, a description.
+    """Base of every kind of adapter: validated options, a context, a description.
 
     Subclasses set ``options_model`` to their options class.
     """
@@ -180,11 +180,11 @@ class OrderDelivery:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    """What a sink did with one order.
+    """The outcome of delivering one order to a sink.
 
     Attributes:
         order_id: the order's id.
-        delivered: True once the destination holds the order durably.
+        delivered: True once the destination stores the order durably.
         error: why delivery failed, without patient data; None when delivered.
     """
 
@@ -242,7 +242,7 @@ STATUS = "status"
 
 @dataclass(slots=True)
 class StatusResult:
-    """What one read of an order status source returns.
+    """The result of one read of an order status source.
 
     Attributes:
         rows: columns ``order_id`` and ``status`` (pandas string), one row per order.

@@ -122,7 +122,7 @@ StampedT = TypeVar("StampedT", Frame, Order)
 class StampPager(Generic[StampedT]):
     """Iterates over a list ordered by ``(updated_at, id)`` with limit/offset, anchored on stamps.
 
-    Each request after the first asks again from the newest ``updated_at`` read
+    Each request after the first starts again from the newest ``updated_at`` read
     (the list's filter on it is inclusive) and skips, by offset, the items of
     that stamp already read, less one: the overlapping item must be the last
     one read, which proves that nothing moved at that stamp. When it is not,
@@ -175,7 +175,7 @@ class StampPager(Generic[StampedT]):
             remaining = page.pagination.total - offset
 
             # The item before the new ones must be the last one read, still at the cursor's
-            # stamp; otherwise items at that stamp moved, and the stamp is read again.
+            # stamp. Otherwise items at that stamp moved, so the stamp is read again.
             if anchor is not None:
                 if not items or items[0].id != anchor or items[0].updated_at != since:
                     if rereads_here >= self.MAX_REREADS:
@@ -306,7 +306,7 @@ class PartnerClient:
             in_stock: only frames with (True) or without (False) stock.
 
         Yields:
-            One list of frames per page, to the end of the list; a frame that
+            One list of frames per page, to the end of the list. A frame that
             changes while the list is paged comes again on a later page.
 
         Raises:
@@ -435,7 +435,7 @@ class PartnerClient:
             status: only orders with this status.
 
         Yields:
-            One list of orders per page, to the end of the list; an order that
+            One list of orders per page, to the end of the list. An order that
             changes while the list is paged comes again on a later page.
 
         Raises:

@@ -161,7 +161,7 @@ class SourceSettings(BaseModel):
 
 
 class CombineSettings(Section):
-    """How the rows of several sources of one job become one row per key.
+    """Rules that merge the rows of a job's sources into one row per key.
 
     Attributes:
         quantity: "sum" adds the sources' quantities, "max" and "min" pick one,

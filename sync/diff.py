@@ -74,8 +74,8 @@ def compute_changes(
     Returns:
         The changes, plus the keys that matched no frame or several.
     """
-    # Adapters never return a row without key or quantity; such a row is dropped
-    # here rather than compared, so the sorting and arithmetic below stay total.
+    # The shipped adapters never return a row without key or quantity. Such a row
+    # is dropped here rather than compared, so the sorting and arithmetic below hold.
     complete = source[KEY].notna() & source[QUANTITY].notna()
     if not complete.all():
         source = source.loc[complete]

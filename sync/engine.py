@@ -4,9 +4,9 @@ Crash safety comes from the order of writes. Batches are journalled as
 ``planned`` before anything is sent and marked ``posted`` just before sending.
 Each carries an idempotency key, so a retry inside a cycle is never applied
 twice. A cycle that dies leaves ``planned`` or ``posted`` batches behind. The
-next cycle marks them ``superseded`` after refreshing the mirror: every frame
+next cycle marks them ``superseded`` after refreshing the mirror. Every frame
 that a lost batch did change has a newer ``updated_at`` than the watermark, so
-the refresh reads it back, and the new diff sends only what is still missing.
+the refresh reads it back. The new diff then sends only what is still missing.
 Nothing accepted is sent again and no change is lost.
 """
 
@@ -273,7 +273,7 @@ class SyncEngine:
         A failed pull (Eyekiosk, the sink, the status source or the state
         database) is recorded and makes the run partial, but the inventory
         push goes on, netting the orders the state database already holds. A
-        sink that cannot say which orders are booked falls back to the settle
+        sink that cannot report which orders are booked falls back to the settle
         window. A dry run pulls nothing, because delivering to the sink is a
         side effect. Invalid sink options still stop the cycle.
         """

@@ -1,4 +1,4 @@
-"""Exceptions of eyekiosk-sync. Each subclass tells the engine its next move.
+"""Exceptions of eyekiosk-sync. Each subclass sets the engine's next move.
 
     SyncError                       root; never raised itself
     ├── ConfigError                 stop: the operator fixes the TOML or environment
@@ -153,7 +153,7 @@ class NotFoundError(PartnerRequestError):
 
 
 class StateError(SyncError):
-    """The state database is unusable or holds inconsistent data."""
+    """The state database is unusable or contains inconsistent data."""
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Keep the state database's copy of Eyekiosk's frame catalogue current.
 
-An incremental refresh asks for frames updated since the stored watermark,
+An incremental refresh requests the frames updated since the stored watermark,
 less an overlap window, so frames that share the watermark's second are read
 again rather than missed. A full rescan reads every frame and drops the frames
 Eyekiosk no longer has.
@@ -33,7 +33,7 @@ log = logging.getLogger("eyekiosk_sync.mirror")
 
 @dataclass(slots=True)
 class RefreshResult:
-    """What one mirror refresh did.
+    """The outcome of one mirror refresh.
 
     Attributes:
         full: whether every frame was read.

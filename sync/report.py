@@ -100,10 +100,18 @@ class RunReport:
 def format_report(report: RunReport) -> str:
     """Render a report as the few lines an operator reads after ``sync``."""
     mode = " (dry run)" if report.dry_run else ""
+    lines = [f"job {report.job}: {report.outcome}{mode} in {report.duration_s:.2f} s"]
+    lines += _source_lines(report)
+    lines += _compare_lines(report)
+    lines += _order_lines(report)
+    lines += _detail_lines(report)
+    return "\n".join(lines)
+
+
+def _source_lines(report: RunReport) -> list[str]:
     lines = [
-        f"job {report.job}: {report.outcome}{mode} in {report.duration_s:.2f} s",
         f"  read      {report.source_rows} rows, {report.rejected_rows} rejected"
-        + (f" (see {report.reject_file})" if report.reject_file else ""),
+        + (f" (see {report.reject_file})" if report.reject_file else "")
     ]
     if len(report.sources) > 1:
         for source in report.sources:
@@ -116,6 +124,11 @@ def format_report(report: RunReport) -> str:
             f"  withheld  {plural(report.withheld_keys, 'key', 'keys')} that one source "
             "rejected, so no partial combination is sent"
         )
+    return lines
+
+
+def _compare_lines(report: RunReport) -> list[str]:
+    lines = []
     # A cycle stopped by the guard or an error never reached the mirror and the diff.
     compared = bool(report.mirror_size or report.mirror_fetched)
     if compared:
@@ -141,29 +154,40 @@ def format_report(report: RunReport) -> str:
             f"{report.updates_accepted} updated, {report.updates_unchanged} unchanged, "
             f"{report.updates_rejected} rejected, {report.batches_failed} batches failed"
         )
+    return lines
+
+
+def _order_lines(report: RunReport) -> list[str]:
+    lines = []
     if report.netted_units:
         lines.append(
             f"  held back {plural(report.netted_units, 'unit', 'units')} on "
             f"{plural(report.netted_frames, 'frame', 'frames')} sold at the kiosk that the "
             "source does not count yet"
         )
-    if report.orders is not None:
-        orders = report.orders
-        if "error" in orders and len(orders) == 1:
-            lines.append(f"  orders    failed: {orders['error']}")
-        elif "previewed" in orders:
-            lines.append(
-                f"  orders    {plural(orders['previewed'], 'new order', 'new orders')} listed "
-                "and netted, not delivered (dry run)"
-            )
-        else:
-            lines.append(
-                f"  orders    {orders.get('pulled', 0)} pulled, {orders.get('delivered', 0)} "
-                f"delivered, {orders.get('duplicates_skipped', 0)} already delivered, "
-                f"{orders.get('failed', 0)} failed; status updates "
-                f"{orders.get('status_updates_sent', 0)} sent, "
-                f"{orders.get('status_updates_rejected', 0)} rejected"
-            )
+    if report.orders is None:
+        return lines
+    orders = report.orders
+    if "error" in orders and len(orders) == 1:
+        lines.append(f"  orders    failed: {orders['error']}")
+    elif "previewed" in orders:
+        lines.append(
+            f"  orders    {plural(orders['previewed'], 'new order', 'new orders')} listed "
+            "and netted, not delivered (dry run)"
+        )
+    else:
+        lines.append(
+            f"  orders    {orders.get('pulled', 0)} pulled, {orders.get('delivered', 0)} "
+            f"delivered, {orders.get('duplicates_skipped', 0)} already delivered, "
+            f"{orders.get('failed', 0)} failed; status updates "
+            f"{orders.get('status_updates_sent', 0)} sent, "
+            f"{orders.get('status_updates_rejected', 0)} rejected"
+        )
+    return lines
+
+
+def _detail_lines(report: RunReport) -> list[str]:
+    lines = []
     if report.recovered_batches:
         lines.append(
             f"  recovered {report.recovered_batches} unconfirmed batches of an earlier run"
@@ -177,7 +201,7 @@ def format_report(report: RunReport) -> str:
         lines.append("  unknown   " + ", ".join(report.unknown_key_sample[:10]))
     if report.error:
         lines.append(f"  error     {report.error}")
-    return "\n".join(lines)
+    return lines
 
 
 def plural(count: int, one: str, many: str) -> str:

@@ -124,7 +124,7 @@ def read_job_sources(settings: Settings, job: JobSettings, report: RunReport) ->
 
 
 def convert_case(keys: pd.Series, case: str) -> pd.Series:
-    """Upper- or lower-case SKUs, as the job's ``sku_case`` says."""
+    """Upper- or lower-case SKUs, as the job's ``sku_case`` sets."""
     return keys.str.upper() if case == "upper" else keys.str.lower()
 
 

@@ -63,7 +63,7 @@ def test_cli_sync_dry_run_prints_plan(
 def test_cli_sync_aborted_exit_code(
     installation: Installation, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An empty export aborts the cycle with exit code 1 and says nothing was posted."""
+    """An empty export aborts the cycle with exit code 1 and reports that nothing was posted."""
     installation.write_rows([])
 
     code = main(["--config", str(installation.config_path), "sync"])

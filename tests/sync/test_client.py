@@ -582,8 +582,8 @@ def test_iter_frame_pages_empty_list() -> None:
 def test_iter_frame_pages_advances_by_items_returned() -> None:
     """A server returning fewer items than the limit moves the offset by what it returned.
 
-    All frames share one stamp here, so each request asks from the frame
-    before the new ones: the anchor of the stamp-anchored paging.
+    All frames share one stamp here, so each request starts at the frame
+    before the new ones, which is the anchor of the stamp-anchored paging.
     """
     offsets: list[int] = []
     frames = [frame_json(number) for number in range(1, 6)]
@@ -954,8 +954,8 @@ def test_iter_frame_pages_anchor_must_keep_its_stamp() -> None:
     """An anchor that moved to a later stamp is not trusted: unchanged frames are not skipped.
 
     With second-precision stamps, two frames read at one stamp both change
-    between pages; the anchor sits at the expected offset again, but under a
-    new stamp, and an offset-trusting reader would skip the third frame.
+    between pages. The anchor sits at the expected offset again, but under a
+    new stamp, so a reader that trusted the offset would skip the third frame.
     """
     stamps = {1: "2026-12-04T10:00:00Z", 2: "2026-12-04T10:00:00Z", 3: "2026-12-04T10:00:10Z"}
     requests = 0

@@ -75,7 +75,7 @@ def test_compute_changes_unknown_keys_reported_not_posted() -> None:
 
 
 def test_compute_changes_missing_frames_left_alone_by_default() -> None:
-    """Frames the source lacks keep their stock unless the job says missing = "zero"."""
+    """Frames the source lacks keep their stock unless the job sets missing = "zero"."""
     source = _source([("A", 2, 1000)])
 
     kept = compute_changes(source, MIRROR)

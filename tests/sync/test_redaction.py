@@ -52,7 +52,9 @@ def _generated_patient_data(shop: OrderInstallation, order_ids: list[str]) -> li
     with shop.client() as client:
         for order_id in order_ids:
             customer = client.get_order(order_id).customer
-            assert customer is not None and customer.name and customer.email
+            assert customer is not None
+            assert customer.name
+            assert customer.email
             found += [customer.name, customer.email]
     return found
 
